@@ -1,0 +1,94 @@
+"""What every source spider shares: conditional GET requests and turning failures into items."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import (
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
+from twisted.python.failure import Failure
+
+from tracker.db import utcnow
+from tracker.ingest import Fetch
+
+
+@dataclass
+class SourceRequest:
+    """What a spider needs to know about a source to fetch it."""
+
+    id: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    slot: str | None = None
+
+
+class SourceSpider(scrapy.Spider):
+    """Fetches each source once, with its validators, and yields a Fetch whatever happens."""
+
+    name = "source"
+
+    def __init__(self, sources: list[SourceRequest], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.sources = sources
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for src in self.sources:
+            headers = dict(src.headers)
+            if src.etag:
+                headers["If-None-Match"] = src.etag
+            if src.last_modified:
+                headers["If-Modified-Since"] = src.last_modified
+            meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
+                                    "handle_httpstatus_list": [304]}
+            if src.timeout:
+                meta["download_timeout"] = src.timeout
+            if src.slot:
+                meta["download_slot"] = src.slot
+            yield scrapy.Request(src.url, headers=headers, meta=meta, callback=self.parse_source,
+                                 errback=self.source_failed, dont_filter=True)
+
+    def parse_source(self, response: Response) -> Any:
+        yield self.fetch_from(response)
+
+    def fetch_from(self, response: Response, error: str | None = None) -> Fetch:
+        meta = response.request.meta if response.request is not None else response.meta
+        headers = {k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
+        return Fetch(source_id=meta["source_id"], url=meta["source_url"], status=response.status,
+                     headers=headers, body=response.body, final_url=response.url, error=error,
+                     fetched_at=utcnow())
+
+    def source_failed(self, failure: Failure) -> Any:
+        request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        retries = meta.get("retry_times", 0)
+        after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+        if failure.check(HttpError):
+            response = failure.value.response
+            error = f"HTTP {response.status} from {response.url}{after}"
+            yield self.fetch_from(response, error=error)
+            return
+        url = request.url
+        if failure.check(TimeoutError, TCPTimedOutError):
+            timeout = meta.get("download_timeout")
+            error = f"timed out after {timeout:g}s fetching {url}{after} (TRACKER_DOWNLOAD_TIMEOUT)"
+        elif failure.check(DNSLookupError):
+            error = f"host not found for {url}: check the source's url"
+        elif failure.check(ConnectionRefusedError):
+            error = f"connection refused by {url}{after}"
+        elif "robots.txt" in str(failure.value):
+            error = f"{url} is disallowed by the site's robots.txt (set TRACKER_OBEY_ROBOTS=false or options.obey_robots)"
+        else:
+            error = f"{failure.type.__name__ if failure.type else 'error'} fetching {url}{after}: {failure.value}"
+        yield Fetch(source_id=meta["source_id"], url=meta["source_url"], error=error, fetched_at=utcnow())

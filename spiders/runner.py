@@ -1,0 +1,163 @@
+"""Running a crawl: load the due sources, configure Scrapy politely, collect the outcomes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from sqlmodel import Session, select
+
+from spiders import SPIDERS
+from spiders.base import SourceRequest
+from tracker.config import Settings
+from tracker.db import make_engine
+from tracker.ingest import RESULTS, ChangeHook, CheckOutcome, latest_version
+from tracker.models import CheckState, Source
+
+
+class UnknownSources(Exception):
+    """Source ids that are not in the database, or disabled."""
+
+
+@dataclass
+class CrawlSummary:
+    """Every outcome of a crawl and the count of each result."""
+
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(RESULTS, 0)
+        for o in self.outcomes:
+            counts[o.result] += 1
+        return counts
+
+    @property
+    def failed(self) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if o.result == "failed"]
+
+
+def select_sources(session: Session, source_ids: Sequence[str] | None) -> list[Source]:
+    """The sources to check: the named ones, or every enabled one."""
+    if not source_ids:
+        return list(session.exec(select(Source).where(Source.enabled == True).order_by(Source.id)).all())  # noqa: E712
+    rows = {s.id: s for s in session.exec(select(Source).where(Source.id.in_(source_ids))).all()}  # type: ignore[attr-defined]
+    missing = [i for i in source_ids if i not in rows]
+    disabled = [i for i in source_ids if i in rows and not rows[i].enabled]
+    problems = []
+    if missing:
+        problems.append(f"unknown source id(s): {', '.join(missing)} (see `tracker sources list`)")
+    if disabled:
+        problems.append(f"disabled source(s): {', '.join(disabled)} (no longer in the sources file)")
+    if problems:
+        raise UnknownSources("; ".join(problems))
+    return [rows[i] for i in dict.fromkeys(source_ids)]
+
+
+def build_requests(session: Session, sources: list[Source]) -> tuple[dict[str, list[SourceRequest]], dict[str, dict[str, float]]]:
+    """Spider inputs grouped by kind, and per-host slot settings from per-source options."""
+    by_kind: dict[str, list[SourceRequest]] = {}
+    slots: dict[str, dict[str, float]] = {}
+    for src in sources:
+        state = session.get(CheckState, src.id)
+        has_baseline = latest_version(session=session, source_id=src.id) is not None
+        opts = src.options or {}
+        host = urlparse(src.url).netloc
+        if "download_delay" in opts or "concurrency" in opts:
+            slot = slots.setdefault(host, {})
+            # Two sources on one host with different overrides: the more polite value wins.
+            if "download_delay" in opts:
+                slot["delay"] = max(slot.get("delay", 0.0), float(opts["download_delay"]))
+            if "concurrency" in opts:
+                slot["concurrency"] = min(slot.get("concurrency", 1e9), float(opts["concurrency"]))
+        headers = dict(opts.get("headers", {}))
+        by_kind.setdefault(src.kind, []).append(SourceRequest(
+            id=src.id, url=src.url,
+            etag=state.etag if state and has_baseline else None,
+            last_modified=state.last_modified if state and has_baseline else None,
+            headers=headers, timeout=opts.get("timeout"), slot=host,
+        ))
+    return by_kind, slots
+
+
+def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
+                    on_change: ChangeHook | None) -> dict[str, object]:
+    """Scrapy settings from the tracker's: polite by default, everything overridable."""
+    return {
+        "BOT_NAME": "policy-tracker",
+        "USER_AGENT": settings.user_agent,
+        "ROBOTSTXT_OBEY": settings.obey_robots,
+        "CONCURRENT_REQUESTS": settings.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrency_per_domain,
+        "DOWNLOAD_DELAY": settings.download_delay,
+        "RANDOMIZE_DOWNLOAD_DELAY": True,
+        "DOWNLOAD_SLOTS": {h: {k: (int(v) if k == "concurrency" else v) for k, v in s.items()}
+                           for h, s in slots.items()},
+        "DOWNLOAD_TIMEOUT": settings.download_timeout,
+        "DOWNLOAD_MAXSIZE": settings.max_page_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "RETRY_ENABLED": True,
+        "RETRY_TIMES": settings.retry_times,
+        "RETRY_HTTP_CODES": [429, 500, 502, 503, 504, 522, 524, 408],
+        "RETRY_GIVE_UP_LOG_LEVEL": "DEBUG",
+        "TRACKER_RETRY_BACKOFF_BASE": settings.retry_backoff_base,
+        "TRACKER_RETRY_BACKOFF_MAX": settings.retry_backoff_max,
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "spiders.middlewares.BackoffRetryMiddleware": 550,
+        },
+        "ITEM_PIPELINES": {"spiders.pipelines.RecordPipeline": 300},
+        "TRACKER_DATABASE_URL": settings.database_url,
+        "TRACKER_ON_CHANGE": on_change,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": settings.crawl_log_level,
+        "HTTPCACHE_ENABLED": False,
+        "REDIRECT_ENABLED": True,
+        "METAREFRESH_ENABLED": False,
+    }
+
+
+def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
+              progress: Callable[[CheckOutcome, int, int], None] | None = None,
+              on_change: ChangeHook | None = None) -> CrawlSummary:
+    """Check the sources once, in this process (Scrapy's reactor runs once per process)."""
+    from scrapy.crawler import CrawlerProcess
+
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        sources = select_sources(session, source_ids)
+        by_kind, slots = build_requests(session, sources)
+    engine.dispose()
+    summary = CrawlSummary()
+    if not sources:
+        return summary
+    total = len(sources)
+
+    def report(outcome: CheckOutcome) -> None:
+        summary.outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome, len(summary.outcomes), total)
+
+    logging.getLogger("scrapy").setLevel(settings.crawl_log_level)
+    process = CrawlerProcess(scrapy_settings(settings, slots, on_change) | {"LOG_INSTALL_ROOT_HANDLER": False})
+    for kind, requests in by_kind.items():
+        spider_cls = SPIDERS[kind]
+        crawler = process.create_crawler(spider_cls)
+        process.crawl(crawler, sources=requests)
+        crawler.signals  # noqa: B018  (created eagerly so the spider gets its report hook below)
+
+        def _attach(spider: object, _report: Callable[[CheckOutcome], None] = report) -> None:
+            spider.report = _report  # type: ignore[attr-defined]
+
+        from scrapy import signals
+
+        crawler.signals.connect(_attach, signal=signals.spider_opened)
+    process.start()
+    seen = {o.source_id for o in summary.outcomes}
+    for src in sources:
+        if src.id not in seen:  # a request lost without an item must still count as a failure
+            report(CheckOutcome(src.id, "failed", error="the crawl ended without a response for this source"))
+    return summary

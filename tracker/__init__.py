@@ -1,0 +1,3 @@
+"""Policy and regulation change tracker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,14 @@
+"""The `tracker` command line. Each module registers its commands on the shared app."""
+
+from __future__ import annotations
+
+from tracker.cli import changes, crawl, db, sources  # noqa: F401  (registers commands)
+from tracker.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the `tracker` command."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,106 @@
+"""The Typer application and what every command shares: settings, the database, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import typer
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from tracker.config import Settings, get_settings
+from tracker.db import current_revisions, head_revisions, make_engine, session_scope
+
+app = typer.Typer(help="Policy and regulation change tracker.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+EXIT_OK, EXIT_USAGE, EXIT_FAILURES = 0, 2, 3
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print an error to stderr and exit (2: usage or configuration error)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    """Settings from the environment, with configuration errors reported as exit 2."""
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's ValidationError names the bad variable
+        fail(f"invalid settings: {exc}")
+
+
+def engine(check_schema: bool = True) -> Engine:
+    """An engine for the configured database, refusing one that is not migrated."""
+    s = settings()
+    try:
+        eng = make_engine(s.database_url)
+        if check_schema:
+            have = current_revisions(eng)
+            if not have:
+                fail(f"the database {_safe_url(s.database_url)} is not initialised: run `tracker db upgrade`")
+            if have != head_revisions(s.database_url):
+                fail(f"the database {_safe_url(s.database_url)} needs migrating: run `tracker db upgrade`")
+    except OperationalError as exc:
+        fail(f"cannot open the database {_safe_url(s.database_url)}: {exc.orig}")
+    except Exception as exc:
+        if isinstance(exc, typer.Exit):
+            raise
+        fail(f"cannot use the database {_safe_url(s.database_url)}: {exc}")
+    return eng
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A session on the configured database that commits when the command succeeds."""
+    eng = engine()
+    try:
+        with session_scope(eng) as s:
+            yield s
+    finally:
+        eng.dispose()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """An ISO 8601 time or date given on the command line, as aware UTC."""
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--since {value!r} is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T06:00:00Z)")
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def emit_json(data: Any) -> None:
+    """Write JSON to stdout (times as ISO 8601)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def iso(dt: datetime | None) -> str:
+    """A time for tables: UTC, to the second."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if dt else "-"

@@ -1,0 +1,75 @@
+"""`tracker changes …`: detected changes and their diffs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from sqlmodel import col, select
+
+from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.diffing import Diff, render_text
+from tracker.models import Change, Source
+
+changes_app = typer.Typer(help="Detected changes and their diffs.", no_args_is_help=True)
+app.add_typer(changes_app, name="changes")
+
+
+def change_summary(change: Change) -> dict[str, Any]:
+    """The JSON form of a change in lists."""
+    return {"id": change.id, "source_id": change.source_id, "detected_at": change.detected_at,
+            "from_version_id": change.from_version_id, "to_version_id": change.to_version_id,
+            "technical": change.technical, "sections": change.sections,
+            "added": change.added, "removed": change.removed, "modified": change.modified}
+
+
+@changes_app.command("list")
+def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date or time (UTC if no zone)"),
+                 source: str = typer.Option(None, "--source", help="only this source id"),
+                 as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+    """List detected changes, newest first."""
+    after = parse_since(since)
+    with session() as s:
+        if source and s.get(Source, source) is None:
+            fail(f"unknown source id {source!r} (see `tracker sources list`)")
+        q = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
+        if after is not None:
+            q = q.where(Change.detected_at >= after)
+        if source:
+            q = q.where(Change.source_id == source)
+        rows = list(s.exec(q).all())
+    if as_json:
+        emit_json([change_summary(c) for c in rows])
+        return
+    if not rows:
+        typer.echo("no changes" + (f" since {iso(after)}" if after else ""))
+        return
+    for c in rows:
+        tech = " [technical]" if c.technical else ""
+        typer.echo(f"#{c.id:<5} {iso(c.detected_at)}  {c.source_id}{tech}  "
+                   f"+{c.added} -{c.removed} ~{c.modified}  {'; '.join(c.sections[:3]) or '(top)'}"
+                   + (f" (+{len(c.sections) - 3} more)" if len(c.sections) > 3 else ""))
+
+
+@changes_app.command("show")
+def changes_show(change_id: int = typer.Argument(..., help="the change id"),
+                 fmt: str = typer.Option("text", "--format", help="text or json")) -> None:
+    """Show a change's section-by-section, word-level diff."""
+    if fmt not in ("text", "json"):
+        fail(f"--format must be text or json, not {fmt!r}")
+    with session() as s:
+        change = s.get(Change, change_id)
+        if change is None:
+            fail(f"no change #{change_id} (see `tracker changes list`)")
+        src = s.get(Source, change.source_id)
+    if fmt == "json":
+        emit_json(change_summary(change) | {"url": src.url if src else None, "diff": change.diff})
+        return
+    kind = " (technical: extraction rules changed, not the policy)" if change.technical else ""
+    typer.echo(f"change #{change.id} in {change.source_id}{kind}")
+    typer.echo(f"detected {iso(change.detected_at)}; versions {change.from_version_id} -> {change.to_version_id}; "
+               f"{change.added} added, {change.removed} removed, {change.modified} modified")
+    if src:
+        typer.echo(f"url {src.url}")
+    typer.echo("")
+    typer.echo(render_text(Diff.from_json(change.diff)), nl=False)

@@ -1,0 +1,50 @@
+"""`tracker crawl`: check sources now."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from tracker.cli.app import EXIT_FAILURES, app, engine, fail, settings
+from tracker.ingest import CheckOutcome
+
+
+def _progress(outcome: CheckOutcome, done: int, total: int) -> None:
+    width = len(str(total))
+    detail = ""
+    if outcome.result == "changed":
+        kind = "technical change" if outcome.technical else f"{len(outcome.sections)} section(s)"
+        detail = f"  change #{outcome.change_id}, {kind}"
+    elif outcome.result == "failed":
+        detail = f"  {outcome.error}"
+    typer.echo(f"[{done:>{width}}/{total}] {outcome.source_id}: {outcome.result}{detail}", err=True)
+
+
+@app.command("crawl")
+def crawl(source_ids: list[str] = typer.Argument(None, help="source ids (default: every enabled source)"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-source progress")) -> None:
+    """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error."""
+    from spiders.runner import UnknownSources, run_crawl
+    from tracker.mapping import map_change
+
+    s = settings()
+    engine(check_schema=True).dispose()
+    started = time.monotonic()
+    try:
+        summary = run_crawl(settings=s, source_ids=source_ids or None,
+                            progress=None if quiet else _progress, on_change=map_change)
+    except UnknownSources as exc:
+        fail(str(exc))
+    if not summary.outcomes:
+        typer.echo("no enabled sources to check: `tracker sources sync sources.yaml` first")
+        return
+    counts = summary.counts
+    typer.echo(
+        f"checked {len(summary.outcomes)} source(s) in {time.monotonic() - started:.1f}s: "
+        + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+    )
+    if summary.failed:
+        for o in summary.failed:
+            typer.echo(f"  failed {o.source_id}: {o.error}", err=True)
+        raise typer.Exit(EXIT_FAILURES)

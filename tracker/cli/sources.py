@@ -1,0 +1,62 @@
+"""`tracker sources …`: the source registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from sqlmodel import select
+
+from tracker.cli.app import app, emit_json, fail, iso, session
+from tracker.models import CheckState, Source
+from tracker.sources import load_sources_file, sync_sources
+from tracker.yamlfile import RegistryError
+
+sources_app = typer.Typer(help="Declare and list watched sources.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("sync")
+def sources_sync(file: Path = typer.Argument(..., help="the sources YAML file")) -> None:
+    """Validate a sources file and make the database match it (removed sources are disabled)."""
+    try:
+        specs = load_sources_file(file)
+    except RegistryError as exc:
+        fail(str(exc))
+    with session() as s:
+        report = sync_sources(session=s, specs=specs)
+    for sid in report.added:
+        typer.echo(f"  + {sid}")
+    for sid, changes in report.updated.items():
+        typer.echo(f"  ~ {sid}: {', '.join(changes)}")
+    for sid in report.disabled:
+        typer.echo(f"  - {sid} (disabled; its history is kept)")
+    typer.echo(f"synced {file}: {report.summary()}")
+
+
+@sources_app.command("list")
+def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+    """List sources with their health."""
+    with session() as s:
+        rows = [(src, s.get(CheckState, src.id)) for src in s.exec(select(Source).order_by(Source.id)).all()]
+    if as_json:
+        emit_json([
+            {"id": src.id, "name": src.name, "url": src.url, "final_url": src.final_url, "kind": src.kind,
+             "select": src.select, "remove": src.remove, "schedule": src.schedule, "tags": src.tags,
+             "enabled": src.enabled,
+             "last_checked_at": st.last_checked_at if st else None,
+             "last_result": st.last_result if st else None,
+             "last_error": st.last_error if st else None,
+             "error_since": st.error_since if st else None,
+             "consecutive_failures": st.consecutive_failures if st else 0}
+            for src, st in rows
+        ])
+        return
+    if not rows:
+        typer.echo("no sources yet: `tracker sources sync sources.yaml`")
+        return
+    for src, st in rows:
+        state = "disabled" if not src.enabled else (st.last_result if st and st.last_result else "never checked")
+        typer.echo(f"{src.id:40} {state:13} {iso(st.last_checked_at if st else None):21} {src.url}")
+        if st and st.last_error:
+            typer.echo(f"{'':40} failing since {iso(st.error_since)} ({st.consecutive_failures}x): {st.last_error}")

@@ -1,0 +1,68 @@
+"""Settings, read from TRACKER_* environment variables and an optional settings file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env_file() -> str | None:
+    # TRACKER_SETTINGS_FILE points at a dotenv-style file; ./tracker.env is read when present.
+    explicit = os.environ.get("TRACKER_SETTINGS_FILE")
+    if explicit:
+        return explicit
+    return "tracker.env" if Path("tracker.env").is_file() else None
+
+
+class Settings(BaseSettings):
+    """Every setting of the tracker; see README "Settings"."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
+
+    database_url: str = "sqlite:///tracker.db"
+
+    # Crawling and politeness.
+    concurrency: int = Field(8, ge=1, description="requests in flight overall")
+    concurrency_per_domain: int = Field(2, ge=1, description="requests in flight per host")
+    download_delay: float = Field(1.0, ge=0, description="seconds between requests to one host")
+    download_timeout: float = Field(30.0, gt=0)
+    retry_times: int = Field(2, ge=0)
+    retry_backoff_base: float = Field(1.0, ge=0, description="first retry waits this long, doubling")
+    retry_backoff_max: float = Field(60.0, ge=0)
+    obey_robots: bool = True
+    user_agent: str = "policy-tracker/0.1 (+https://github.com/; compliance monitoring)"
+    max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    crawl_log_level: str = "WARNING"
+
+    # Workflow.
+    default_review_days: int = Field(5, ge=0)
+    default_schedule: str = "6h"
+
+    # Digest and mail.
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 30.0
+    mail_from: str = "policy-tracker@localhost"
+    digest_everything_to: list[str] = Field(default_factory=list)
+    digest_send_empty: bool = False
+    digest_at: str = "07:00"
+    timezone: str = "UTC"
+
+    # Service.
+    sources_file: str | None = None
+    sops_file: str | None = None
+    crawl_timeout: float = Field(900.0, gt=0, description="seconds before a crawl batch is killed")
+    secret_key: str | None = None
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings now (never at import time), from the environment and the settings file."""
+    return Settings(_env_file=_env_file(), **overrides)  # type: ignore[call-arg]

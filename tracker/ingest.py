@@ -1,0 +1,239 @@
+"""One check of one source: load the baseline, extract, compare, record. Called by the pipeline.
+
+Like urlwatch's job handler, a check is a small lifecycle: it keeps the last good version as the
+baseline whatever goes wrong, counts failures, and treats "not modified" as its own outcome.
+Raw bytes are kept, compressed and content-addressed, for every new version and for the first
+occurrence of each error; an unchanged fetch only updates the check state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from tracker.db import utcnow
+from tracker.diffing import diff_blocks
+from tracker.extract import (
+    Block,
+    ExtractionError,
+    Rules,
+    blocks_from_json,
+    blocks_hash,
+    blocks_to_json,
+    extract,
+)
+from tracker.models import Blob, Change, CheckState, Snapshot, Source, Version
+
+# Response headers worth keeping with a snapshot.
+KEPT_HEADERS = ("content-type", "etag", "last-modified", "content-length", "date", "location",
+                "retry-after", "server")
+
+NEW, CHANGED, UNCHANGED, NOT_MODIFIED, FAILED = "new", "changed", "unchanged", "not_modified", "failed"
+RESULTS = (NEW, CHANGED, UNCHANGED, NOT_MODIFIED, FAILED)
+
+
+@dataclass
+class Fetch:
+    """What the crawler got for one source."""
+
+    source_id: str
+    url: str
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    final_url: str | None = None
+    error: str | None = None
+    fetched_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304 and self.error is None
+
+
+@dataclass
+class CheckOutcome:
+    """What a check found, for progress output and summaries."""
+
+    source_id: str
+    result: str
+    error: str | None = None
+    version_id: int | None = None
+    change_id: int | None = None
+    sections: list[str] = field(default_factory=list)
+    technical: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source_id": self.source_id, "result": self.result, "error": self.error,
+                "version_id": self.version_id, "change_id": self.change_id, "sections": self.sections,
+                "technical": self.technical}
+
+
+# Called with the session and each new Change, inside the transaction that records it
+# (SOP impact mapping registers here).
+ChangeHook = Callable[[Session, Change], None]
+
+
+def store_blob(*, session: Session, data: bytes) -> str:
+    """Keep bytes once, compressed, under their SHA-256; returns the hash."""
+    digest = hashlib.sha256(data).hexdigest()
+    if session.get(Blob, digest) is None:
+        session.add(Blob(sha256=digest, size=len(data), data=zlib.compress(data, 6)))
+        session.flush()
+    return digest
+
+
+def load_blob(*, session: Session, sha256: str) -> bytes:
+    """The raw bytes stored under a hash."""
+    blob = session.get(Blob, sha256)
+    if blob is None:
+        raise KeyError(f"no stored content {sha256}")
+    return zlib.decompress(blob.data)
+
+
+def latest_version(*, session: Session, source_id: str) -> Version | None:
+    """The baseline: the newest version recorded for a source."""
+    return session.exec(
+        select(Version).where(Version.source_id == source_id).order_by(col(Version.id).desc()).limit(1)
+    ).first()
+
+
+def rules_for(source: Source) -> Rules:
+    """The extraction rules a source declares."""
+    return Rules(select=tuple(source.select), remove=tuple(source.remove))
+
+
+def get_check_state(*, session: Session, source_id: str) -> CheckState:
+    """The source's check state, created on first use."""
+    state = session.get(CheckState, source_id)
+    if state is None:
+        state = CheckState(source_id=source_id)
+        session.add(state)
+    return state
+
+
+def _headers(fetch: Fetch) -> dict[str, str]:
+    return {k: v for k, v in ((k.lower(), v) for k, v in fetch.headers.items()) if k in KEPT_HEADERS}
+
+
+def _fail(*, session: Session, source: Source, state: CheckState, fetch: Fetch, error: str,
+          keep_body: bool) -> CheckOutcome:
+    now = fetch.fetched_at
+    first_time = state.last_error != error or state.consecutive_failures == 0
+    if keep_body and first_time:
+        # Keep what the server sent the first time an error is seen, for inspection.
+        sha = store_blob(session=session, data=fetch.body) if fetch.body else None
+        session.add(Snapshot(source_id=source.id, fetched_at=now, url=fetch.final_url or fetch.url,
+                             http_status=fetch.status, headers=_headers(fetch), content_sha256=sha,
+                             purpose="error", error=error))
+    if state.consecutive_failures == 0:
+        state.error_since = now
+    state.consecutive_failures += 1
+    state.last_error = error
+    state.last_result = FAILED
+    state.last_status = fetch.status
+    state.last_checked_at = now
+    state.checks += 1
+    return CheckOutcome(source.id, FAILED, error=error)
+
+
+def _succeed(state: CheckState, fetch: Fetch, result: str) -> None:
+    state.last_checked_at = state.last_success_at = fetch.fetched_at
+    state.last_result = result
+    state.last_status = fetch.status
+    state.last_error = None
+    state.error_since = None
+    state.consecutive_failures = 0
+    state.checks += 1
+    headers = {k.lower(): v for k, v in fetch.headers.items()}
+    if fetch.status == 200:
+        # Validators come from the response that carried the content (a 304 may repeat them).
+        state.etag = headers.get("etag")
+        state.last_modified = headers.get("last-modified")
+
+
+def record_check(*, session: Session, source: Source, fetch: Fetch,
+                 on_change: ChangeHook | None = None) -> CheckOutcome:
+    """Record one fetch of a source: a new version and change when its text changed, else state only."""
+    state = get_check_state(session=session, source_id=source.id)
+    if fetch.final_url and fetch.final_url != source.url:
+        source.final_url = fetch.final_url
+    elif fetch.final_url == source.url:
+        source.final_url = None
+    if fetch.error is not None:
+        return _fail(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
+                     keep_body=bool(fetch.body))
+    if fetch.not_modified:
+        _succeed(state, fetch, NOT_MODIFIED)
+        return CheckOutcome(source.id, NOT_MODIFIED)
+    if fetch.status is not None and not 200 <= fetch.status < 300:
+        return _fail(session=session, source=source, state=state, fetch=fetch,
+                     error=f"HTTP {fetch.status} from {fetch.final_url or fetch.url}", keep_body=True)
+
+    rules = rules_for(source)
+    content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
+    try:
+        extracted = extract(fetch.body, rules, content_type=content_type)
+    except ExtractionError as exc:
+        return _fail(session=session, source=source, state=state, fetch=fetch, error=str(exc),
+                     keep_body=True)
+
+    baseline = latest_version(session=session, source_id=source.id)
+    text_hash = extracted.hash
+    if baseline is not None and baseline.text_hash == text_hash:
+        _succeed(state, fetch, UNCHANGED)
+        return CheckOutcome(source.id, UNCHANGED, version_id=baseline.id)
+
+    sha = store_blob(session=session, data=fetch.body)
+    snapshot = Snapshot(source_id=source.id, fetched_at=fetch.fetched_at, url=fetch.final_url or fetch.url,
+                        http_status=fetch.status, headers=_headers(fetch), content_sha256=sha,
+                        purpose="version")
+    session.add(snapshot)
+    session.flush()
+    version = Version(source_id=source.id, snapshot_id=snapshot.id, created_at=fetch.fetched_at,
+                      text_hash=text_hash, blocks=blocks_to_json(extracted.blocks),
+                      block_count=len(extracted.blocks), rules=rules.to_json(), rules_hash=rules.hash)
+    session.add(version)
+    session.flush()
+    if baseline is None:
+        _succeed(state, fetch, NEW)
+        return CheckOutcome(source.id, NEW, version_id=version.id)
+
+    old_blocks = blocks_from_json(baseline.blocks)
+    technical = False
+    if baseline.rules_hash != rules.hash:
+        # The rules changed since the baseline: re-extract its raw page with today's rules, so
+        # that what the new rules alone changed is recorded as technical, never as policy.
+        rebased = _reextract(session=session, baseline=baseline, rules=rules)
+        if rebased is not None:
+            if blocks_hash(rebased) == text_hash:
+                technical = True
+            else:
+                old_blocks = rebased
+    diff = diff_blocks(old_blocks, extracted.blocks)
+    change = Change(source_id=source.id, from_version_id=baseline.id or 0, to_version_id=version.id or 0,
+                    detected_at=fetch.fetched_at, technical=technical, sections=diff.sections,
+                    added=diff.added, removed=diff.removed, modified=diff.modified, diff=diff.to_json())
+    session.add(change)
+    session.flush()
+    if on_change is not None and not technical:
+        on_change(session, change)
+    _succeed(state, fetch, CHANGED)
+    return CheckOutcome(source.id, CHANGED, version_id=version.id, change_id=change.id,
+                        sections=diff.sections, technical=technical)
+
+
+def _reextract(*, session: Session, baseline: Version, rules: Rules) -> list[Block] | None:
+    snapshot = session.get(Snapshot, baseline.snapshot_id) if baseline.snapshot_id else None
+    if snapshot is None or snapshot.content_sha256 is None:
+        return None
+    try:
+        return extract(load_blob(session=session, sha256=snapshot.content_sha256), rules,
+                       content_type=snapshot.headers.get("content-type")).blocks
+    except ExtractionError:
+        return None

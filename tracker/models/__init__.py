@@ -1,0 +1,7 @@
+"""SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
+
+from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
+from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
+
+__all__ = ["AuditEvent", "Blob", "Change", "CheckState", "Impact", "ImpactNote", "Snapshot", "Sop",
+           "Source", "Team", "Version"]

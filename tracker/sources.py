@@ -1,0 +1,168 @@
+"""The source registry: a YAML file is the source of truth, synced into Source rows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session, select
+
+from tracker.db import utcnow
+from tracker.extract import validate_selector
+from tracker.models import CheckState, Source
+from tracker.schedules import parse_schedule
+from tracker.yamlfile import RegistryError, load_yaml, validate_entries
+
+# Source kinds a spider exists for; a kind named here must have a spider in spiders/.
+SOURCE_KINDS = ("html",)
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
+# Fields whose change means the stored versions were extracted under other rules.
+RULE_FIELDS = ("select", "remove")
+
+
+class SourceOptions(BaseModel):
+    """Per-source politeness and fetching overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    download_delay: float | None = Field(None, ge=0)
+    concurrency: int | None = Field(None, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    obey_robots: bool | None = None
+
+
+class SourceSpec(BaseModel):
+    """One source as a sources file declares it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    url: str
+    kind: str = "html"
+    select: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+    schedule: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    options: SourceOptions = Field(default_factory=SourceOptions)
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG.match(v):
+            raise ValueError("must be a lowercase slug: letters, digits, '.', '_' or '-' (e.g. tiktok-privacy)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        u = urlparse(v)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in SOURCE_KINDS:
+            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(SOURCE_KINDS)}")
+        return v
+
+    @field_validator("select", "remove")
+    @classmethod
+    def _selectors(cls, v: list[str]) -> list[str]:
+        for sel in v:
+            if (why := validate_selector(sel)) is not None:
+                raise ValueError(f"invalid CSS selector {sel!r}: {why}")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_schedule(v)
+        return v
+
+
+@dataclass
+class SyncReport:
+    """What a sync did, source by source, with before/after values for the audit trail."""
+
+    added: list[str] = field(default_factory=list)
+    updated: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{len(self.added)} added, {len(self.updated)} updated, "
+                f"{len(self.disabled)} disabled, {len(self.unchanged)} unchanged")
+
+
+def load_sources_file(path: str | Path) -> list[SourceSpec]:
+    """Read and validate a sources file; a RegistryError lists every problem with its line or id."""
+    data = load_yaml(path)
+    problems: list[str] = []
+    unknown = sorted(k for k in data if k not in ("sources", "__line__"))
+    if unknown:
+        problems.append(f"line 1: unknown top-level key(s) {', '.join(unknown)} (expected `sources:`)")
+    if "sources" not in data:
+        problems.append("line 1: no `sources:` list in the file")
+    specs = validate_entries(data, "sources", SourceSpec, problems, label="source")
+    seen: dict[str, int] = {}
+    for line, spec in specs:
+        assert isinstance(spec, SourceSpec)
+        if spec.id in seen:
+            problems.append(f"line {line} (source {spec.id}): duplicate id, first declared on line {seen[spec.id]}")
+        seen.setdefault(spec.id, line)
+    if problems:
+        raise RegistryError(str(path), problems)
+    return [s for _, s in specs if isinstance(s, SourceSpec)]
+
+
+def _fields(spec: SourceSpec) -> dict[str, Any]:
+    return {"name": spec.name, "url": spec.url, "kind": spec.kind, "select": list(spec.select),
+            "remove": list(spec.remove), "schedule": spec.schedule, "tags": list(spec.tags),
+            "options": spec.options.model_dump(exclude_none=True, exclude_defaults=True),
+            "enabled": spec.enabled}
+
+
+def sync_sources(*, session: Session, specs: list[SourceSpec]) -> SyncReport:
+    """Make Source rows match the declared specs; sources missing from the file are disabled."""
+    report = SyncReport()
+    existing = {s.id: s for s in session.exec(select(Source)).all()}
+    now = utcnow()
+    for spec in specs:
+        wanted = _fields(spec)
+        row = existing.pop(spec.id, None)
+        if row is None:
+            session.add(Source(id=spec.id, created_at=now, updated_at=now, **wanted))
+            report.added.append(spec.id)
+            continue
+        changes = {k: (getattr(row, k), v) for k, v in wanted.items() if getattr(row, k) != v}
+        if not changes:
+            report.unchanged.append(spec.id)
+            continue
+        for k, (_, v) in changes.items():
+            setattr(row, k, v)
+        row.updated_at = now
+        if "url" in changes:
+            row.final_url = None
+        if any(k in changes for k in (*RULE_FIELDS, "url")):
+            # Validators belong to the old URL or rules: fetch the page in full next time.
+            state = session.get(CheckState, spec.id)
+            if state is not None:
+                state.etag = state.last_modified = None
+        report.updated[spec.id] = changes
+    for row in existing.values():
+        if row.enabled:
+            row.enabled = False
+            row.updated_at = now
+            report.disabled.append(row.id)
+    session.flush()
+    return report
