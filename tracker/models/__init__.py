@@ -1,7 +1,8 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
+from tracker.models.digest import Digest
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
 
-__all__ = ["AuditEvent", "Blob", "Change", "CheckState", "Impact", "ImpactNote", "Snapshot", "Sop",
+__all__ = ["AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote", "Snapshot", "Sop",
            "Source", "Team", "Version"]
