@@ -9,6 +9,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,12 @@ class PolicySite:
         self.control("mode", doc=slug, mode=mode)
 
 
-@pytest.fixture
-def policy_site() -> Iterator[PolicySite]:
-    """A fresh policy site on a free port of 127.0.0.1 (every document at version 0)."""
+@contextmanager
+def serve_policy_site(corpus: Path = FIXTURES / "pga", *, validators: bool = True) -> Iterator[PolicySite]:
+    """Serve a corpus folder (one folder per document) as a policy site on a free port."""
     from tests.support import policy_site as ps
 
-    handler = type("Handler", (ps.Handler,), {"site": ps.Site(FIXTURES / "pga", validators=True)})
+    handler = type("Handler", (ps.Handler,), {"site": ps.Site(corpus, validators=validators)})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -138,6 +139,20 @@ def policy_site() -> Iterator[PolicySite]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def policy_site() -> Iterator[PolicySite]:
+    """A fresh policy site on a free port of 127.0.0.1 (every document at version 0)."""
+    with serve_policy_site(validators=True) as site:
+        yield site
+
+
+@pytest.fixture
+def policy_site_novalidators() -> Iterator[PolicySite]:
+    """The policy site without ETag / Last-Modified: every check re-extracts the page."""
+    with serve_policy_site(validators=False) as site:
+        yield site
 
 
 def tracker_env(db_url: str, **extra: str) -> dict[str, str]:
