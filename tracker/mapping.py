@@ -1,12 +1,377 @@
-"""Mapping changes to the SOPs they affect (filled in by the SOP registry)."""
+"""Mapping changes to the SOPs they affect: one Impact per (change, SOP), with the reasons why.
+
+A watch matches a change when the change is in the watch's source, and
+- if it has `sections`: a changed block's heading path matches one of the globs. A glob matches
+  the whole path ("Privacy Policy > Data retention") or any tail of it that starts at a level
+  boundary ("Data retention", "* > Data retention"), case-insensitively; `*`, `?` and `[...]`
+  work as in shell globs, and `*` may span levels;
+- if it has `keywords`: one of them occurs as a whole word (case-insensitive) in the changed
+  text: the inserted and deleted words of modified blocks, the whole text of added or removed
+  blocks. A keyword may be a phrase ("data retention"); a trailing `*` makes it a prefix
+  ("appeal*" matches "appeals").
+
+Matching is built once per run (globs and keywords compiled, watches indexed by source, glob
+and keyword) so a change costs what it touches, not the number of SOPs.
+"""
 
 from __future__ import annotations
 
-from sqlmodel import Session
+import re
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from fnmatch import translate
+from typing import Any
 
-from tracker.models import Change
+from sqlmodel import Session, col, select
+
+from tracker.audit import SYSTEM, append_event
+from tracker.diffing import BlockChange, Diff
+from tracker.extract import SEP
+from tracker.models import Change, Impact, Sop
+
+_WORD = re.compile(r"\w+")
+_SPACES = re.compile(r"\s+")
+_LEVEL_SPLIT = re.compile(r"\s*>\s*")
 
 
-def map_change(session: Session, change: Change) -> None:
-    """Open impacts for every SOP a change affects, in the transaction that records it."""
+# --- globs and keywords -------------------------------------------------------------------------
+
+def normalise_glob(glob: str) -> str:
+    """A section glob in canonical form: levels joined by ' > ', spaces collapsed, case folded."""
+    levels = [_SPACES.sub(" ", level).strip() for level in _LEVEL_SPLIT.split(glob.strip())]
+    return SEP.join(levels).casefold()
+
+
+def _normalise_path(section: str) -> str:
+    return SEP.join(_SPACES.sub(" ", level).strip() for level in section.split(SEP)).casefold()
+
+
+def path_tails(section: str) -> list[str]:
+    """A heading path and every tail of it that starts at a level boundary, normalised."""
+    levels = _normalise_path(section).split(SEP)
+    return [SEP.join(levels[i:]) for i in range(len(levels))]
+
+
+def glob_problem(glob: str) -> str | None:
+    """Why a section glob is unusable, or None when it is fine."""
+    if not isinstance(glob, str) or not glob.strip():
+        return "it is empty"
+    levels = _LEVEL_SPLIT.split(glob.strip())
+    if any(not level.strip() for level in levels):
+        return "a level between '>' is empty (levels are joined by ' > ', e.g. 'Privacy Policy > Data*')"
+    depth = 0
+    for ch in glob:
+        if ch == "[":
+            depth += 1
+        elif ch == "]" and depth:
+            depth -= 1
+    if depth:
+        return "'[' is never closed (use '[[]' for a literal '[')"
+    if re.search(r"\[\]", glob) or re.search(r"\[!\]", glob):
+        return "an empty character class '[]'"
+    try:
+        re.compile(translate(normalise_glob(glob)))
+    except re.error as exc:
+        return f"not a valid glob: {exc}"
     return None
+
+
+def keyword_problem(keyword: str) -> str | None:
+    """Why a keyword is unusable, or None when it is fine."""
+    if not isinstance(keyword, str) or not keyword.strip():
+        return "it is empty"
+    body = keyword.strip().removesuffix("*")
+    if "*" in body:
+        return "'*' is only allowed at the end of a keyword (a prefix: 'appeal*')"
+    if not _WORD.search(body):
+        return "it has no letters or digits, so it can never be a whole word"
+    if keyword.strip().endswith("*") and len(_WORD.findall(body)) != 1:
+        return "a prefix keyword ('word*') must be a single word"
+    return None
+
+
+@dataclass(frozen=True)
+class _Keyword:
+    norm: str  # case folded, spaces collapsed
+    kind: str  # word | prefix | phrase
+    token: str  # the word, the prefix, or the phrase's rarest-looking token (for prefiltering)
+    tokens: tuple[str, ...] = ()
+    regex: re.Pattern[str] | None = None
+
+
+def _compile_keyword(keyword: str) -> _Keyword:
+    kw = _SPACES.sub(" ", keyword.strip()).casefold()
+    if kw.endswith("*"):
+        return _Keyword(kw, "prefix", kw[:-1].strip())
+    tokens = tuple(_WORD.findall(kw))
+    if len(tokens) == 1 and tokens[0] == kw:
+        return _Keyword(kw, "word", kw)
+    pattern = r"\s+".join(re.escape(part) for part in kw.split(" "))
+    return _Keyword(kw, "phrase", max(tokens, key=len), tokens,
+                    re.compile(rf"(?<!\w){pattern}(?!\w)"))
+
+
+def changed_pieces(block: BlockChange) -> list[str]:
+    """The changed text of a block: inserted and deleted runs, or the whole added/removed text."""
+    if block.op == "added":
+        return [block.new or ""]
+    if block.op == "removed":
+        return [block.old or ""]
+    return [text for op, text in block.words if op in ("insert", "delete")]
+
+
+# --- the matcher ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Watch:
+    sop_id: str
+    index: int  # 1-based position in the SOP's watches
+    globs: tuple[tuple[int, str], ...]  # (glob id, the glob as written)
+    keywords: tuple[tuple[int, str], ...]  # (keyword id, the keyword as written)
+
+
+@dataclass
+class _SourceWatches:
+    """Every watch on one source, with its globs and keywords compiled and indexed."""
+
+    globs: list[re.Pattern[str]] = field(default_factory=list)
+    glob_ids: dict[str, int] = field(default_factory=dict)
+    keywords: list[_Keyword] = field(default_factory=list)
+    keyword_ids: dict[str, int] = field(default_factory=dict)
+    words: dict[str, list[int]] = field(default_factory=dict)
+    prefixes: list[tuple[str, int]] = field(default_factory=list)
+    phrases: list[int] = field(default_factory=list)
+    by_glob: dict[int, list[_Watch]] = field(default_factory=dict)
+    by_keyword: dict[int, list[_Watch]] = field(default_factory=dict)  # watches with keywords only
+    always: list[_Watch] = field(default_factory=list)  # watches with neither
+    path_hits: dict[str, frozenset[int]] = field(default_factory=dict)  # memo: section -> glob ids
+
+    def glob_id(self, glob: str) -> int:
+        norm = normalise_glob(glob)
+        if norm not in self.glob_ids:
+            self.glob_ids[norm] = len(self.globs)
+            self.globs.append(re.compile(translate(norm), re.DOTALL))
+        return self.glob_ids[norm]
+
+    def keyword_id(self, keyword: str) -> int:
+        kw = _compile_keyword(keyword)
+        if kw.norm not in self.keyword_ids:
+            kid = self.keyword_ids[kw.norm] = len(self.keywords)
+            self.keywords.append(kw)
+            if kw.kind == "word":
+                self.words.setdefault(kw.token, []).append(kid)
+            elif kw.kind == "prefix":
+                self.prefixes.append((kw.token, kid))
+            else:
+                self.phrases.append(kid)
+        return self.keyword_ids[kw.norm]
+
+    def globs_matching(self, section: str) -> frozenset[int]:
+        hit = self.path_hits.get(section)
+        if hit is None:
+            tails = path_tails(section)
+            hit = frozenset(gid for gid, rx in enumerate(self.globs) if any(rx.match(tail) for tail in tails))
+            self.path_hits[section] = hit
+        return hit
+
+    def keywords_matching(self, pieces: Sequence[str]) -> frozenset[int]:
+        found: set[int] = set()
+        folded = [p.casefold() for p in pieces]
+        tokens = {t for p in folded for t in _WORD.findall(p)}
+        for tok in tokens:
+            if tok in self.words:
+                found.update(self.words[tok])
+        if self.prefixes and tokens:
+            ordered = sorted(tokens)
+            for prefix, kid in self.prefixes:
+                i = bisect_left(ordered, prefix)
+                if i < len(ordered) and ordered[i].startswith(prefix):
+                    found.add(kid)
+        for kid in self.phrases:
+            kw = self.keywords[kid]
+            if all(t in tokens for t in kw.tokens) and kw.regex is not None \
+                    and any(kw.regex.search(p) for p in folded):
+                found.add(kid)
+        return frozenset(found)
+
+
+@dataclass(frozen=True)
+class SopInfo:
+    """What impact creation needs to know about an SOP."""
+
+    owner: str
+    review_days: int | None
+
+
+class Matcher:
+    """Every enabled SOP's watches, compiled once; match() says which SOPs a change affects and why.
+
+    When a watch has both sections and keywords, a keyword must occur in the changed text of a
+    block under a matching section (not anywhere in the change).
+    """
+
+    def __init__(self, sops: Iterable[tuple[str, Sequence[dict[str, Any]]]]):
+        self.sources: dict[str, _SourceWatches] = {}
+        for sop_id, watches in sops:
+            for n, watch in enumerate(watches, 1):
+                idx = self.sources.setdefault(watch["source"], _SourceWatches())
+                w = _Watch(sop_id, n, tuple((idx.glob_id(g), g) for g in watch.get("sections") or []),
+                           tuple((idx.keyword_id(k), k) for k in watch.get("keywords") or []))
+                if w.globs:
+                    for gid in {g for g, _ in w.globs}:
+                        idx.by_glob.setdefault(gid, []).append(w)
+                elif w.keywords:
+                    for kid in {k for k, _ in w.keywords}:
+                        idx.by_keyword.setdefault(kid, []).append(w)
+                else:
+                    idx.always.append(w)
+
+    def match(self, source_id: str, blocks: Sequence[BlockChange]) -> dict[str, list[dict[str, Any]]]:
+        """SOP id -> reasons (one per matching watch) for a change of source_id made of blocks."""
+        idx = self.sources.get(source_id)
+        if idx is None or not blocks:
+            return {}
+        by_section: dict[str, list[BlockChange]] = {}
+        for b in blocks:
+            by_section.setdefault(b.section, []).append(b)
+        sections = list(by_section)
+        hits = {s: idx.globs_matching(s) for s in sections}
+        section_keywords: dict[str, frozenset[int]] = {}
+
+        def keywords_in(section: str) -> frozenset[int]:
+            if section not in section_keywords:
+                section_keywords[section] = idx.keywords_matching(
+                    [p for b in by_section[section] for p in changed_pieces(b)])
+            return section_keywords[section]
+
+        candidates: dict[_Watch, None] = dict.fromkeys(idx.always)
+        for gid in frozenset().union(*hits.values()):
+            candidates.update(dict.fromkeys(idx.by_glob.get(gid, ())))
+        if idx.by_keyword:
+            for kid in frozenset().union(*(keywords_in(s) for s in sections)):
+                candidates.update(dict.fromkeys(idx.by_keyword.get(kid, ())))
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        for w in candidates:
+            reason: dict[str, Any] = {"watch": w.index, "source": source_id}
+            where = sections
+            if w.globs:
+                gids = {g for g, _ in w.globs}
+                where = [s for s in sections if hits[s] & gids]
+            if w.keywords:
+                kids = {k for k, _ in w.keywords}
+                where = [s for s in where if keywords_in(s) & kids]
+                if not where:
+                    continue
+                found = frozenset().union(*(keywords_in(s) for s in where))
+            if w.globs:
+                matched = frozenset().union(*(hits[s] for s in where))
+                reason["sections"] = where
+                reason["globs"] = list(dict.fromkeys(g for gid, g in w.globs if gid in matched))
+            if w.keywords:
+                reason["keywords"] = list(dict.fromkeys(k for kid, k in w.keywords if kid in found))
+            out.setdefault(w.sop_id, []).append(reason)
+        for reasons in out.values():
+            reasons.sort(key=lambda r: r["watch"])
+        return out
+
+
+# --- impacts --------------------------------------------------------------------------------------
+
+@dataclass
+class MappingContext:
+    """A matcher plus what impact creation needs about each SOP; build once per run."""
+
+    matcher: Matcher
+    sops: dict[str, SopInfo]
+    default_review_days: int
+
+    @classmethod
+    def load(cls, session: Session, *, default_review_days: int | None = None) -> MappingContext:
+        """Read every enabled SOP and compile its watches."""
+        if default_review_days is None:
+            from tracker.config import get_settings
+
+            default_review_days = get_settings().default_review_days
+        rows = session.exec(select(Sop).where(col(Sop.enabled).is_(True)).order_by(col(Sop.id))).all()
+        return cls(Matcher((s.id, s.watches) for s in rows),
+                   {s.id: SopInfo(s.owner, s.review_days) for s in rows}, default_review_days)
+
+
+def _create_impacts(*, session: Session, change: Change, hits: dict[str, list[dict[str, Any]]],
+                    context: MappingContext, existing: set[str]) -> list[Impact]:
+    from tracker.workflow import due_date_for
+
+    created: list[Impact] = []
+    for sop_id in sorted(hits):
+        if sop_id in existing:
+            continue
+        info = context.sops[sop_id]
+        days = info.review_days if info.review_days is not None else context.default_review_days
+        impact = Impact(change_id=change.id or 0, sop_id=sop_id, source_id=change.source_id, status="open",
+                        reasons=hits[sop_id], assignee=info.owner,
+                        due_date=due_date_for(detected_at=change.detected_at, review_days=days))
+        session.add(impact)
+        session.flush()
+        append_event(session=session, actor=SYSTEM, action="impact.created", entity_type="impact",
+                     entity_id=impact.id or 0,
+                     after={"change_id": change.id, "sop_id": sop_id, "source_id": change.source_id,
+                            "status": impact.status, "reasons": impact.reasons, "assignee": impact.assignee,
+                            "due_date": impact.due_date})
+        created.append(impact)
+    return created
+
+
+def map_change(session: Session, change: Change, *, context: MappingContext | None = None) -> list[Impact]:
+    """Open impacts for every SOP a change affects, in the transaction that records it.
+
+    Technical changes are never mapped; SOPs that already have an impact on the change are skipped,
+    so running it again never duplicates.
+    """
+    if change.technical or change.id is None:
+        return []
+    context = context or MappingContext.load(session)
+    hits = context.matcher.match(change.source_id, Diff.from_json(change.diff).changes)
+    if not hits:
+        return []
+    existing = set(session.exec(select(Impact.sop_id).where(Impact.change_id == change.id)).all())
+    return _create_impacts(session=session, change=change, hits=hits, context=context, existing=existing)
+
+
+@dataclass
+class RemapReport:
+    """What remap() did."""
+
+    changes: int = 0
+    impacts: list[Impact] = field(default_factory=list)
+
+
+def remap(*, session: Session, since: datetime | None = None, source_id: str | None = None,
+          batch: int = 500) -> RemapReport:
+    """Map existing changes again (e.g. after SOPs were added); only missing impacts are created."""
+    context = MappingContext.load(session)
+    report = RemapReport()
+    last_id = 0
+    while True:
+        query = select(Change).where(col(Change.technical).is_(False), col(Change.id) > last_id)
+        if since is not None:
+            query = query.where(col(Change.detected_at) >= since)
+        if source_id is not None:
+            query = query.where(Change.source_id == source_id)
+        changes = session.exec(query.order_by(col(Change.id)).limit(batch)).all()
+        if not changes:
+            return report
+        ids = [c.id for c in changes]
+        existing: dict[int, set[str]] = {}
+        for cid, sid in session.exec(select(Impact.change_id, Impact.sop_id)
+                                     .where(col(Impact.change_id).in_(ids))).all():
+            existing.setdefault(cid, set()).add(sid)
+        for change in changes:
+            report.changes += 1
+            hits = context.matcher.match(change.source_id, Diff.from_json(change.diff).changes)
+            if hits:
+                report.impacts += _create_impacts(session=session, change=change, hits=hits, context=context,
+                                                  existing=existing.get(change.id or 0, set()))
+        last_id = changes[-1].id or last_id

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session, select
 
+from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
 from tracker.extract import validate_selector
 from tracker.models import CheckState, Source
@@ -132,8 +133,8 @@ def _fields(spec: SourceSpec) -> dict[str, Any]:
             "enabled": spec.enabled}
 
 
-def sync_sources(*, session: Session, specs: list[SourceSpec]) -> SyncReport:
-    """Make Source rows match the declared specs; sources missing from the file are disabled."""
+def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYSTEM) -> SyncReport:
+    """Make Source rows match the declared specs; sources missing from the file are disabled. Audited."""
     report = SyncReport()
     existing = {s.id: s for s in session.exec(select(Source)).all()}
     now = utcnow()
@@ -143,6 +144,8 @@ def sync_sources(*, session: Session, specs: list[SourceSpec]) -> SyncReport:
         if row is None:
             session.add(Source(id=spec.id, created_at=now, updated_at=now, **wanted))
             report.added.append(spec.id)
+            append_event(session=session, actor=actor, action="source.added", entity_type="source",
+                         entity_id=spec.id, after={"id": spec.id, **wanted})
             continue
         changes = {k: (getattr(row, k), v) for k, v in wanted.items() if getattr(row, k) != v}
         if not changes:
@@ -159,10 +162,15 @@ def sync_sources(*, session: Session, specs: list[SourceSpec]) -> SyncReport:
             if state is not None:
                 state.etag = state.last_modified = None
         report.updated[spec.id] = changes
+        append_event(session=session, actor=actor, action="source.updated", entity_type="source",
+                     entity_id=spec.id, before={k: b for k, (b, _) in changes.items()},
+                     after={k: a for k, (_, a) in changes.items()})
     for row in existing.values():
         if row.enabled:
             row.enabled = False
             row.updated_at = now
             report.disabled.append(row.id)
+            append_event(session=session, actor=actor, action="source.disabled", entity_type="source",
+                         entity_id=row.id, before={"enabled": True}, after={"enabled": False})
     session.flush()
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from sqlmodel import select
@@ -17,14 +18,16 @@ app.add_typer(sources_app, name="sources")
 
 
 @sources_app.command("sync")
-def sources_sync(file: Path = typer.Argument(..., help="the sources YAML file")) -> None:
+def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML file")],
+                 by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
+                 = "system") -> None:
     """Validate a sources file and make the database match it (removed sources are disabled)."""
     try:
         specs = load_sources_file(file)
     except RegistryError as exc:
         fail(str(exc))
     with session() as s:
-        report = sync_sources(session=s, specs=specs)
+        report = sync_sources(session=s, specs=specs, actor=by)
     for sid in report.added:
         typer.echo(f"  + {sid}")
     for sid, changes in report.updated.items():

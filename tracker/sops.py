@@ -1,0 +1,274 @@
+"""The SOP registry: teams and SOPs declared in a YAML file, validated, synced into rows, audited.
+
+Removed teams and SOPs are disabled, never deleted: their impacts and audit history stay.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session, select
+
+from tracker.audit import SYSTEM, append_event
+from tracker.db import utcnow
+from tracker.mapping import glob_problem, keyword_problem
+from tracker.models import Sop, Team
+from tracker.yamlfile import RegistryError, load_yaml, validate_entries
+
+SOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(v: str) -> str:
+    v = v.strip()
+    if not EMAIL.match(v):
+        raise ValueError(f"must be an email address, got {v!r}")
+    return v
+
+
+class TeamSpec(BaseModel):
+    """One team as an SOP file declares it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    members: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not TEAM_ID.match(v):
+            raise ValueError("must be a lowercase slug: letters, digits, '.', '_' or '-' (e.g. appeals)")
+        return v
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        return [_email(m) for m in v]
+
+
+class WatchSpec(BaseModel):
+    """What an SOP watches: a source, optionally narrowed by section globs and keywords."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    sections: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+
+    @field_validator("sections")
+    @classmethod
+    def _globs(cls, v: list[str]) -> list[str]:
+        for glob in v:
+            if (why := glob_problem(glob)) is not None:
+                raise ValueError(f"bad section glob {glob!r}: {why}")
+        return v
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, v: list[str]) -> list[str]:
+        for kw in v:
+            if (why := keyword_problem(kw)) is not None:
+                raise ValueError(f"bad keyword {kw!r}: {why}")
+        return v
+
+
+class SopSpec(BaseModel):
+    """One SOP as an SOP file declares it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    owner: str
+    team: str | None = None
+    url: str | None = None
+    review_days: int | None = Field(None, ge=0, le=3650)
+    watches: list[WatchSpec] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not SOP_ID.match(v):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (e.g. SOP-CS-014)")
+        return v
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, v: str) -> str:
+        return _email(v)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None:
+            u = urlparse(v)
+            if u.scheme not in ("http", "https") or not u.netloc:
+                raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
+        return v
+
+
+@dataclass
+class SopFile:
+    """A validated SOP file: its teams and SOPs."""
+
+    teams: list[TeamSpec]
+    sops: list[SopSpec]
+
+
+def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = None) -> SopFile:
+    """Read and validate an SOP file; a RegistryError lists every problem by line and SOP/team id.
+
+    known_sources: the source ids a watch may name (unknown ones are reported); None skips that check.
+    """
+    data = load_yaml(path)
+    problems: list[str] = []
+    unknown = sorted(k for k in data if k not in ("teams", "sops", "__line__"))
+    if unknown:
+        problems.append(f"line 1: unknown top-level key(s) {', '.join(unknown)} (expected `teams:` and `sops:`)")
+    if "sops" not in data and "teams" not in data:
+        problems.append("line 1: no `sops:` (or `teams:`) list in the file")
+    teams = validate_entries(data, "teams", TeamSpec, problems, label="team")
+    sops = validate_entries(data, "sops", SopSpec, problems, label="SOP")
+    raw_by_line = {e["__line__"]: e for e in data.get("sops") or [] if isinstance(e, dict) and "__line__" in e}
+
+    team_lines: dict[str, int] = {}
+    for line, team in teams:
+        assert isinstance(team, TeamSpec)
+        if team.id in team_lines:
+            problems.append(f"line {line} (team {team.id}): duplicate id, first declared on line {team_lines[team.id]}")
+        team_lines.setdefault(team.id, line)
+    sop_lines: dict[str, int] = {}
+    for line, sop in sops:
+        assert isinstance(sop, SopSpec)
+        where = f"line {line} (SOP {sop.id})"
+        if sop.id in sop_lines:
+            problems.append(f"{where}: duplicate id, first declared on line {sop_lines[sop.id]}")
+        sop_lines.setdefault(sop.id, line)
+        if sop.team is not None and sop.team not in team_lines:
+            declared = ", ".join(sorted(team_lines)) or "none"
+            problems.append(f"{where}: unknown team {sop.team!r} (declare it under `teams:`; declared: {declared})")
+        raw_watches = raw_by_line.get(line, {}).get("watches") or []
+        for n, watch in enumerate(sop.watches, 1):
+            if known_sources is not None and watch.source not in known_sources:
+                raw = raw_watches[n - 1] if n - 1 < len(raw_watches) else {}
+                wline = raw.get("__line__", line) if isinstance(raw, dict) else line
+                problems.append(f"line {wline} (SOP {sop.id}, watch {n}): unknown source {watch.source!r} "
+                                "(sync it with `tracker sources sync` first, or fix the id)")
+    if problems:
+        raise RegistryError(str(path), problems)
+    return SopFile(teams=[t for _, t in teams if isinstance(t, TeamSpec)],
+                   sops=[s for _, s in sops if isinstance(s, SopSpec)])
+
+
+@dataclass
+class SopSyncReport:
+    """What a sync did to teams and SOPs, with before/after values of changed fields."""
+
+    added: list[str] = field(default_factory=list)
+    updated: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    teams_added: list[str] = field(default_factory=list)
+    teams_updated: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
+    teams_disabled: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: what happened to SOPs and teams."""
+        return (f"SOPs: {len(self.added)} added, {len(self.updated)} updated, {len(self.disabled)} disabled, "
+                f"{len(self.unchanged)} unchanged; teams: {len(self.teams_added)} added, "
+                f"{len(self.teams_updated)} updated, {len(self.teams_disabled)} disabled")
+
+
+def team_fields(spec: TeamSpec) -> dict[str, Any]:
+    """The columns of a Team row a spec sets."""
+    return {"name": spec.name, "members": list(spec.members), "enabled": spec.enabled}
+
+
+def sop_fields(spec: SopSpec) -> dict[str, Any]:
+    """The columns of a Sop row a spec sets."""
+    return {"title": spec.title, "owner": spec.owner, "team_id": spec.team, "url": spec.url,
+            "review_days": spec.review_days,
+            "watches": [w.model_dump() for w in spec.watches],
+            "enabled": spec.enabled}
+
+
+def _diff(row: Any, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {k: (getattr(row, k), v) for k, v in wanted.items() if getattr(row, k) != v}
+
+
+def _audit(session: Session, actor: str, action: str, kind: str, entity_id: str,
+           changes: dict[str, tuple[Any, Any]] | None = None, after: dict[str, Any] | None = None) -> None:
+    before = {k: b for k, (b, _) in changes.items()} if changes else None
+    if changes:
+        after = {k: a for k, (_, a) in changes.items()}
+    append_event(session=session, actor=actor, action=action, entity_type=kind, entity_id=entity_id,
+                 before=before, after=after)
+
+
+def sync_sops(*, session: Session, sop_file: SopFile, actor: str = SYSTEM) -> SopSyncReport:
+    """Make Team and Sop rows match the file; those missing from it are disabled. Audited."""
+    report = SopSyncReport()
+    now = utcnow()
+    teams = {t.id: t for t in session.exec(select(Team)).all()}
+    for tspec in sop_file.teams:
+        wanted = team_fields(tspec)
+        trow = teams.pop(tspec.id, None)
+        if trow is None:
+            session.add(Team(id=tspec.id, **wanted))
+            report.teams_added.append(tspec.id)
+            _audit(session, actor, "team.added", "team", tspec.id, after={"id": tspec.id, **wanted})
+            continue
+        changes = _diff(trow, wanted)
+        if changes:
+            for k, (_, v) in changes.items():
+                setattr(trow, k, v)
+            session.add(trow)
+            report.teams_updated[tspec.id] = changes
+            _audit(session, actor, "team.updated", "team", tspec.id, changes)
+    for trow in teams.values():
+        if trow.enabled:
+            trow.enabled = False
+            session.add(trow)
+            report.teams_disabled.append(trow.id)
+            _audit(session, actor, "team.disabled", "team", trow.id, {"enabled": (True, False)})
+    session.flush()  # teams exist before SOPs refer to them
+
+    sops = {s.id: s for s in session.exec(select(Sop)).all()}
+    for spec in sop_file.sops:
+        wanted = sop_fields(spec)
+        row = sops.pop(spec.id, None)
+        if row is None:
+            session.add(Sop(id=spec.id, created_at=now, updated_at=now, **wanted))
+            report.added.append(spec.id)
+            _audit(session, actor, "sop.added", "sop", spec.id, after={"id": spec.id, **wanted})
+            continue
+        changes = _diff(row, wanted)
+        if not changes:
+            report.unchanged.append(spec.id)
+            continue
+        for k, (_, v) in changes.items():
+            setattr(row, k, v)
+        row.updated_at = now
+        session.add(row)
+        report.updated[spec.id] = changes
+        _audit(session, actor, "sop.updated", "sop", spec.id, changes)
+    for row in sops.values():
+        if row.enabled:
+            row.enabled = False
+            row.updated_at = now
+            session.add(row)
+            report.disabled.append(row.id)
+            _audit(session, actor, "sop.disabled", "sop", row.id, {"enabled": (True, False)})
+    session.flush()
+    return report
