@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracker.cli import audit, changes, crawl, db, sources  # noqa: F401  (registers commands)
+from tracker.cli import audit, changes, crawl, db, impacts, sops, sources  # noqa: F401  (registers commands)
 from tracker.cli.app import app
 
 

@@ -1,0 +1,240 @@
+"""`tracker impacts …`: which changes affect which SOPs, and the PM's decisions on them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session, col, select
+
+from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.db import utcnow
+from tracker.mapping import remap
+from tracker.models import Change, Impact, Sop, Source
+from tracker.workflow import (
+    FINAL,
+    STATUSES,
+    WorkflowError,
+    add_note,
+    allowed_next,
+    is_overdue,
+    mark_change,
+    mark_impact,
+    notes_for,
+)
+
+impacts_app = typer.Typer(help="Impacts of changes on SOPs, and the workflow to decide them.",
+                          no_args_is_help=True)
+app.add_typer(impacts_app, name="impacts")
+
+By = Annotated[str, typer.Option("--by", help="who is acting (email), for the audit trail")]
+Note = Annotated[str | None, typer.Option("--note", help="a note (kept on the impact and in the audit trail)")]
+
+
+def impact_json(impact: Impact, *, change: Change | None = None, sop: Sop | None = None,
+                today: date | None = None) -> dict[str, Any]:
+    """The JSON form of an impact."""
+    return {"id": impact.id, "change_id": impact.change_id, "sop_id": impact.sop_id,
+            "sop_title": sop.title if sop else None, "source_id": impact.source_id,
+            "status": impact.status, "allowed_next": list(allowed_next(impact.status)),
+            "reasons": impact.reasons, "assignee": impact.assignee, "due_date": impact.due_date,
+            "overdue": is_overdue(impact, today=today),
+            "detected_at": change.detected_at if change else None, "sections": change.sections if change else None,
+            "created_at": impact.created_at, "updated_at": impact.updated_at, "resolved_at": impact.resolved_at,
+            "resolved_by": impact.resolved_by, "decision_note": impact.decision_note}
+
+
+def reason_text(reason: dict[str, Any]) -> str:
+    """One reason, readably: which watch, which sections, which keywords."""
+    parts = [f"watch {reason.get('watch')} on {reason.get('source')}"]
+    if reason.get("sections"):
+        parts.append("sections " + "; ".join(reason["sections"]))
+    if reason.get("keywords"):
+        parts.append("keywords " + ", ".join(reason["keywords"]))
+    if len(parts) == 1:
+        parts.append("any change")
+    return ": ".join(parts[:1]) + (": " + ", ".join(parts[1:]))
+
+
+def _check_status(status: str | None, option: str = "--status") -> None:
+    if status is not None and status not in STATUSES:
+        fail(f"{option} {status!r} is not a status; statuses are {', '.join(STATUSES)}")
+
+
+def _context(s: Session, impacts: list[Impact]) -> tuple[dict[int, Change], dict[str, Sop]]:
+    change_ids = {i.change_id for i in impacts}
+    sop_ids = {i.sop_id for i in impacts}
+    changes = {c.id or 0: c for c in s.exec(select(Change).where(col(Change.id).in_(change_ids))).all()} \
+        if change_ids else {}
+    sops = {p.id: p for p in s.exec(select(Sop).where(col(Sop.id).in_(sop_ids))).all()} if sop_ids else {}
+    return changes, sops
+
+
+@impacts_app.command("list")
+def impacts_list(
+    status: Annotated[str | None, typer.Option("--status", help=f"only this status: {', '.join(STATUSES)}")] = None,
+    sop: Annotated[str | None, typer.Option("--sop", help="only this SOP id")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="only this source id")] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee", help="only impacts assigned to this email")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="only undecided impacts past their due date")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List impacts, newest first."""
+    _check_status(status)
+    today = utcnow().date()
+    with session() as s:
+        if sop and s.get(Sop, sop) is None:
+            fail(f"unknown SOP id {sop!r} (see `tracker sops list`)")
+        if source and s.get(Source, source) is None:
+            fail(f"unknown source id {source!r} (see `tracker sources list`)")
+        q = select(Impact).order_by(col(Impact.created_at).desc(), col(Impact.id).desc())
+        if status:
+            q = q.where(Impact.status == status)
+        if sop:
+            q = q.where(Impact.sop_id == sop)
+        if source:
+            q = q.where(Impact.source_id == source)
+        if assignee:
+            q = q.where(Impact.assignee == assignee)
+        if overdue:
+            q = q.where(col(Impact.status).not_in(FINAL), col(Impact.due_date) < today)
+        rows = list(s.exec(q).all())
+        changes, sops = _context(s, rows)
+    if as_json:
+        emit_json([impact_json(i, change=changes.get(i.change_id), sop=sops.get(i.sop_id), today=today)
+                   for i in rows])
+        return
+    if not rows:
+        typer.echo("no impacts" + (" matching the filters" if status or sop or source or assignee or overdue else ""))
+        return
+    for i in rows:
+        late = "  OVERDUE" if is_overdue(i, today=today) else ""
+        typer.echo(f"#{i.id:<5} {i.status:12} {i.sop_id:20} change #{i.change_id} in {i.source_id}  "
+                   f"due {i.due_date or '-'}  {i.assignee or 'unassigned'}{late}")
+        for r in i.reasons:
+            typer.echo(f"{'':7}{reason_text(r)}")
+
+
+@impacts_app.command("show")
+def impacts_show(impact_id: Annotated[int, typer.Argument(help="the impact id")],
+                 as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False) -> None:
+    """Show one impact: why it was raised, its status, notes and what may happen next."""
+    with session() as s:
+        impact = s.get(Impact, impact_id)
+        if impact is None:
+            fail(f"no impact #{impact_id} (see `tracker impacts list`)")
+        changes, sops = _context(s, [impact])
+        notes = notes_for(session=s, impact_id=impact_id)
+    data = impact_json(impact, change=changes.get(impact.change_id), sop=sops.get(impact.sop_id))
+    if as_json:
+        emit_json(data | {"notes": [{"id": n.id, "author": n.author, "text": n.text, "created_at": n.created_at}
+                                    for n in notes]})
+        return
+    typer.echo(f"impact #{impact.id}: SOP {impact.sop_id} ({data['sop_title']}) by change #{impact.change_id} "
+               f"in {impact.source_id}")
+    typer.echo(f"status {impact.status}; next: {', '.join(data['allowed_next']) or 'none'}")
+    typer.echo(f"assignee {impact.assignee or '-'}; due {impact.due_date or '-'}"
+               + ("  OVERDUE" if data["overdue"] else ""))
+    if impact.resolved_at:
+        typer.echo(f"decided {iso(impact.resolved_at)} by {impact.resolved_by}: {impact.decision_note or '-'}")
+    typer.echo("why:")
+    for r in impact.reasons:
+        typer.echo(f"  {reason_text(r)}")
+    if notes:
+        typer.echo("notes:")
+        for n in notes:
+            typer.echo(f"  {iso(n.created_at)} {n.author}: {n.text}")
+    typer.echo(f"diff: `tracker changes show {impact.change_id}`")
+
+
+def _parse_due(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--due {value!r} is not a date (YYYY-MM-DD)")
+
+
+def _mark(impact_id: int, *, by: str, status: str | None = None, note: str | None = None,
+          assignee: str | None = None, due: date | None = None) -> None:
+    try:
+        with session() as s:
+            impact = mark_impact(session=s, impact_id=impact_id, by=by, status=status, note=note,
+                                 assignee=assignee, due=due)
+    except WorkflowError as exc:
+        fail(str(exc))
+    typer.echo(f"impact #{impact.id} ({impact.sop_id}): {impact.status}, assignee {impact.assignee or '-'}, "
+               f"due {impact.due_date or '-'}")
+
+
+@impacts_app.command("mark")
+def impacts_mark(
+    impact_id: Annotated[int, typer.Argument(help="the impact id")],
+    by: By,
+    status: Annotated[str | None, typer.Option("--status", help=f"new status: {', '.join(STATUSES)}")] = None,
+    note: Note = None,
+    assignee: Annotated[str | None, typer.Option("--assignee", help="assign to this email ('' unassigns)")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="new due date, YYYY-MM-DD")] = None,
+) -> None:
+    """Change an impact's status, assignee or due date (any combination). Illegal transitions exit 2."""
+    _check_status(status)
+    _mark(impact_id, by=by, status=status, note=note, assignee=assignee, due=_parse_due(due))
+
+
+@impacts_app.command("needs-update")
+def impacts_needs_update(impact_id: Annotated[int, typer.Argument(help="the impact id")], by: By,
+                         note: Note = None) -> None:
+    """Mark that the impact's SOP needs updating (the one-command shortcut for open -> needs_update)."""
+    _mark(impact_id, by=by, status="needs_update", note=note)
+
+
+@impacts_app.command("dismiss")
+def impacts_dismiss(impact_id: Annotated[int, typer.Argument(help="the impact id")], by: By,
+                    reason: Annotated[str, typer.Option("--reason", help="why the SOP needs no change")]) -> None:
+    """Dismiss an impact: the change does not affect the SOP after all (a reason is required)."""
+    _mark(impact_id, by=by, status="dismissed", note=reason)
+
+
+@impacts_app.command("note")
+def impacts_note(impact_id: Annotated[int, typer.Argument(help="the impact id")],
+                 text: Annotated[str, typer.Argument(help="the note")], by: By) -> None:
+    """Add a note to an impact."""
+    try:
+        with session() as s:
+            note = add_note(session=s, impact_id=impact_id, by=by, text=text)
+    except WorkflowError as exc:
+        fail(str(exc))
+    typer.echo(f"note #{note.id} added to impact #{impact_id}")
+
+
+@impacts_app.command("mark-change")
+def impacts_mark_change(change_id: Annotated[int, typer.Argument(help="the change id")], by: By,
+                        status: Annotated[str, typer.Option("--status", help="new status for every impact")],
+                        note: Note = None) -> None:
+    """Move every impact of one change to a status at once (all or nothing)."""
+    _check_status(status)
+    try:
+        with session() as s:
+            done = mark_change(session=s, change_id=change_id, by=by, status=status, note=note)
+    except WorkflowError as exc:
+        fail(str(exc))
+    typer.echo(f"change #{change_id}: {len(done)} impact(s) marked {status}")
+
+
+@impacts_app.command("remap")
+def impacts_remap(
+    since: Annotated[str | None, typer.Option("--since", help="only changes detected since (ISO 8601)")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="only changes of this source id")] = None,
+) -> None:
+    """Map changes already recorded to the current SOPs (after SOPs were added); never duplicates."""
+    after = parse_since(since)
+    with session() as s:
+        if source and s.get(Source, source) is None:
+            fail(f"unknown source id {source!r} (see `tracker sources list`)")
+        report = remap(session=s, since=after, source_id=source)
+        created = [(i.id, i.sop_id, i.change_id) for i in report.impacts]
+    for iid, sop_id, cid in created:
+        typer.echo(f"  + impact #{iid}: {sop_id} by change #{cid}")
+    typer.echo(f"mapped {report.changes} change(s): {len(created)} new impact(s)")
