@@ -23,7 +23,7 @@ from lxml.cssselect import CSSSelector
 
 # Bump when the extraction itself changes: versions made by other rules are re-extracted
 # and the difference recorded as a technical change, never as a policy change.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 
 SEP = " > "
 ALWAYS_REMOVE = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed",
@@ -40,6 +40,11 @@ KIND_OF = {"li": "list_item", "dt": "term", "dd": "definition", "pre": "preforma
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _SPACE = re.compile(r"\s+")
 _CHARSET_HEADER = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
+_URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.I)
+# Query parameters that identify a click or a campaign, never the page.
+_TRACKING = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|_ga|_gl|igshid|"
+    r"ref_src|ref_url|_hsenc|_hsmi|mkt_tok|oly_anon_id|oly_enc_id|vero_id|spm|si)$", re.I)
 
 
 class ExtractionError(Exception):
@@ -113,9 +118,24 @@ class Extracted:
 
 
 def normalise_text(text: str) -> str:
-    """Collapse whitespace, drop invisible characters, NFC-normalise."""
+    """Collapse whitespace, drop invisible characters and tracking parameters of URLs, NFC-normalise."""
     text = unicodedata.normalize("NFC", text.translate(_INVISIBLE))
+    if "://" in text and "?" in text:
+        text = _URL.sub(_untrack, text)
     return _SPACE.sub(" ", text).strip()
+
+
+def _untrack(m: re.Match[str]) -> str:
+    """A URL shown in the text, without its tracking query parameters (utm_*, fbclid, ...)."""
+    url = m.group(0)
+    trail = len(url) - len(url.rstrip(".,;:!)]'\""))
+    url, end = (url[:-trail], url[-trail:]) if trail else (url, "")
+    base, sep, rest = url.partition("?")
+    if not sep:
+        return url + end
+    query, hsep, fragment = rest.partition("#")
+    kept = [p for p in query.split("&") if p and not _TRACKING.match(p.split("=", 1)[0])]
+    return base + ("?" + "&".join(kept) if kept else "") + hsep + fragment + end
 
 
 def blocks_hash(blocks: Iterable[Block]) -> str:
@@ -136,36 +156,71 @@ def validate_selector(selector: str) -> str | None:
     return None
 
 
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# Control characters other than tab, newline, carriage return and form feed.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
 def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
-    """Decode a page body: the HTTP charset, then the page's own declaration, then a guess."""
+    """Decode a page body: a BOM, valid UTF-8, the HTTP charset, the page's own, then windows-1252."""
     if not body.strip():
         raise EmptyPage("the response was empty")
-    sample = body[:8192]
-    # Binary content has NUL bytes or a high share of control bytes; HTML has neither.
-    controls = sum(1 for c in sample if c < 9 or 13 < c < 32)
-    if b"\x00" in sample and not sample.startswith((b"\xff\xfe", b"\xfe\xff")) or controls > len(sample) // 20:
-        raise NotText(f"the response is not text ({controls} control bytes in the first {len(sample)})")
-    declared = []
-    if content_type and (m := _CHARSET_HEADER.search(content_type)):
-        declared.append(m.group(1))
-    dammit = UnicodeDammit(body, known_definite_encodings=declared, is_html=True)
-    if dammit.unicode_markup is None:
-        raise NotText("the response could not be decoded in any known encoding")
-    text = dammit.unicode_markup
+    text: str | None = None
+    encoding = "utf-8"
+    # A byte order mark wins over any declaration (as in browsers).
+    for bom, enc in _BOMS:
+        if body.startswith(bom):
+            try:
+                text, encoding = body[len(bom):].decode(enc), enc
+            except UnicodeDecodeError:
+                pass
+            break
+    if text is None:
+        sample = body[:8192]
+        # Binary content has NUL bytes or a high share of control bytes; HTML has neither.
+        controls = sum(1 for c in sample if c < 9 or 13 < c < 32)
+        if b"\x00" in sample or controls > len(sample) // 20:
+            raise NotText(f"the response is not text ({controls} control bytes in the first {len(sample)})")
+        try:
+            # Valid UTF-8 with non-ASCII bytes is never an accident: it wins over a wrong header.
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            declared = []
+            if content_type and (m := _CHARSET_HEADER.search(content_type)):
+                declared.append(m.group(1))
+            # Undeclared or wrongly declared: the page's own <meta>, then windows-1252 (the web's
+            # default for undeclared pages) before any statistical guess.
+            dammit = UnicodeDammit(body, known_definite_encodings=[d for d in declared if "utf" not in d.lower()],
+                                   user_encodings=["windows-1252"], is_html=True)
+            if dammit.unicode_markup is None:
+                raise NotText("the response could not be decoded in any known encoding") from None
+            text, encoding = dammit.unicode_markup, dammit.original_encoding or "windows-1252"
     bad = text.count("\ufffd")
     if bad > max(16, len(text) // 50):
         raise NotText(f"the response decodes to {bad} replacement characters: garbage or a wrong charset")
-    return text, dammit.original_encoding or "utf-8"
+    controls = len(_CONTROLS.findall(text[:8192]))
+    if controls > len(text[:8192]) // 20:
+        raise NotText(f"the response is not text ({controls} control characters in the first {len(text[:8192])})")
+    return text, encoding
+
+
+# libxml2 keeps elements nested up to this depth (huge_tree; 256 without it) and drops the rest.
+MAX_DEPTH = 2048
 
 
 def _parse(markup: str) -> lxml.html.HtmlElement:
     markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup)  # lxml refuses str input with a declaration
+    parser = lxml.html.HTMLParser(huge_tree=True)
     try:
-        root = lxml.html.document_fromstring(markup)
+        root = lxml.html.document_fromstring(markup, parser=parser)
     except (lxml.etree.ParserError, ValueError):
         # BeautifulSoup's html.parser is more forgiving of truly broken markup.
         repaired = str(BeautifulSoup(markup, "html.parser"))
-        root = lxml.html.document_fromstring(repaired or "<html></html>")
+        root = lxml.html.document_fromstring(repaired or "<html></html>", parser=parser)
+    if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
+        # The parser silently dropped what lies deeper: never record a truncated text.
+        raise ExtractionError(f"the page nests elements more than {MAX_DEPTH} levels deep; "
+                              "its text cannot be read in full (a broken or hostile page)")
     return root
 
 
@@ -254,9 +309,28 @@ class _Walker:
             if text:
                 self.blocks.append(Block(self.kind_stack[-1], text, self.path))
 
-    def walk(self, el: lxml.etree._Element) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        tag = tag.lower()
+    def walk(self, root: lxml.etree._Element) -> None:
+        """Turn root's subtree into blocks (iteratively: hostile pages nest thousands deep)."""
+        if not self._open(root):
+            return
+        stack = [(root, iter(root))]
+        while stack:
+            el, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                self._close(el)
+                if stack and el.tail:  # the tail belongs to the parent, still open
+                    self.buffer.append(el.tail)
+                continue
+            if self._open(child):
+                stack.append((child, iter(child)))
+            elif child.tail:
+                self.buffer.append(child.tail)
+
+    def _open(self, el: lxml.etree._Element) -> bool:
+        """Start an element; False when it was taken whole (heading, table row)."""
+        tag = el.tag.lower() if isinstance(el.tag, str) else ""
         if tag in HEADINGS:
             self.flush()
             text = normalise_text(el.text_content())
@@ -266,29 +340,28 @@ class _Walker:
                     self.headings.pop()
                 self.headings.append((level, text))
                 self.blocks.append(Block("heading", text, self.path))
-            return
+            return False
         if tag == "tr":
             self.flush()
             cells = [normalise_text(c.text_content()) for c in el if isinstance(c.tag, str)]
             if any(cells):
                 self.blocks.append(Block("table_row", " | ".join(cells), self.path))
-            return
-        is_block = tag in BLOCK_TAGS
-        if is_block:
+            return False
+        if tag in BLOCK_TAGS:
             self.flush()
             if tag in KIND_OF:
                 self.kind_stack.append(KIND_OF[tag])
         if el.text:
             self.buffer.append(el.text)
-        for child in el:
-            self.walk(child)
-            if child.tail:
-                self.buffer.append(child.tail)
-        if is_block:
+        return True
+
+    def _close(self, el: lxml.etree._Element) -> None:
+        tag = el.tag.lower() if isinstance(el.tag, str) else ""
+        if tag in BLOCK_TAGS:
             self.flush()
             if tag in KIND_OF:
                 self.kind_stack.pop()
-        elif tag in ("img",) and el.get("alt"):
+        elif tag == "img" and el.get("alt"):
             self.buffer.append(" " + el.get("alt", "") + " ")
 
 
