@@ -151,7 +151,32 @@ def _pair(old: Sequence[Block], new: Sequence[Block]) -> list[tuple[int | None, 
         pairs.append((i, best_j))
         j0 = best_j + 1
     pairs.extend((None, j) for j in range(j0, len(new)))
-    return pairs
+    return _pair_lone(pairs, old, new)
+
+
+def _pair_lone(pairs: list[tuple[int | None, int | None]], old: Sequence[Block],
+               new: Sequence[Block]) -> list[tuple[int | None, int | None]]:
+    """One block removed and one of its kind added in the same place is that block rewritten.
+
+    A renamed heading or a changed date line ("Effective: March 13, 2024") shares few words
+    with its old text, yet a reader sees one modified block, not a removal and an addition.
+    """
+    out: list[tuple[int | None, int | None]] = []
+    run: list[tuple[int | None, int | None]] = []
+    for p in [*pairs, (-1, -1)]:  # a sentinel closes the last run
+        if p[0] is None or p[1] is None:
+            run.append(p)
+            continue
+        removed = [i for i, _ in run if i is not None]
+        added = [j for _, j in run if j is not None]
+        if len(removed) == 1 and len(added) == 1 and old[removed[0]].kind == new[added[0]].kind:
+            out.append((removed[0], added[0]))
+        else:
+            out.extend(run)
+        run = []
+        if p != (-1, -1):
+            out.append(p)
+    return out
 
 
 def diff_blocks(old: Sequence[Block], new: Sequence[Block]) -> Diff:
