@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     sources_file: str | None = None
     sops_file: str | None = None
     crawl_timeout: float = Field(900.0, gt=0, description="seconds before a crawl batch is killed")
+    schedule_spread: float = Field(300.0, ge=0, description="seconds over which one host's sources are spread")
+    service_poll_interval: float = Field(10.0, gt=0, description="seconds between heartbeats and file/DB polls")
+    shutdown_grace: float = Field(30.0, ge=0, description="seconds an in-flight crawl may finish on shutdown")
     secret_key: str | None = None
 
 

@@ -2,7 +2,8 @@
 
 from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
 from tracker.models.digest import Digest
+from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
 
-__all__ = ["AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote", "Snapshot", "Sop",
+__all__ = ["APSCHEDULER_JOBS", "JobRun", "SchedulerState", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote", "Snapshot", "Sop",
            "Source", "Team", "Version"]

@@ -1,0 +1,72 @@
+"""`tracker status`: is the scheduler alive, how is each source doing, what is open."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from tracker.cli.app import app, emit_json, iso, session, settings
+from tracker.db import utcnow
+
+
+def _ago(dt: datetime | None, now: datetime) -> str:
+    if dt is None:
+        return "-"
+    secs = (now - dt).total_seconds()
+    word = "ago" if secs >= 0 else "from now"
+    secs = abs(secs)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs / size:.0f}{unit} {word}"
+    return f"{secs:.0f}s {word}"
+
+
+@app.command("status")
+def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+    """Scheduler heartbeat, each source's last check, result, error (since when) and next run; open/overdue impacts."""
+    from tracker.scheduler import collect_status
+
+    s = settings()
+    now = utcnow()
+    with session() as db:
+        data = collect_status(session=db, settings=s, now=now)
+    if as_json:
+        emit_json(data)
+        return
+    _print(data, now)
+
+
+def _print(data: dict[str, Any], now: datetime) -> None:
+    sch = data["scheduler"]
+    if sch["alive"]:
+        typer.echo(f"scheduler: running (pid {sch['pid']} on {sch['host']}, since {iso(sch['started_at'])}, "
+                   f"heartbeat {_ago(sch['heartbeat_at'], now)})")
+    elif sch["stopped_at"]:
+        typer.echo(f"scheduler: NOT running (stopped {iso(sch['stopped_at'])}: {sch['stop_reason']}); "
+                   "start it with `tracker run`")
+    elif sch["heartbeat_at"]:
+        typer.echo(f"scheduler: NOT running (no heartbeat since {iso(sch['heartbeat_at'])}; it died?) "
+                   "start it with `tracker run`")
+    else:
+        typer.echo("scheduler: never started; start it with `tracker run`")
+    dg = data["digest"]
+    last = dg["last_run"]
+    typer.echo(f"digest:    daily at {dg['at']} {dg['timezone']}; next {iso(dg['next_run'])}; "
+               f"last {iso(last['started_at']) + ' ' + str(last['result']) if last else 'never'}")
+    imp = data["impacts"]
+    typer.echo(f"impacts:   {imp['open']} open, {imp['overdue']} overdue")
+    sources = data["sources"]
+    if not sources:
+        typer.echo("sources:   none yet: `tracker sources sync sources.yaml`")
+        return
+    typer.echo("")
+    typer.echo(f"{'source':36} {'schedule':12} {'last check':21} {'result':13} {'next run':21}")
+    for src in sources:
+        result = "disabled" if not src["enabled"] else (src["last_result"] or "never checked")
+        typer.echo(f"{src['id']:36} {src['schedule']:12} {iso(src['last_checked_at']):21} {result:13} "
+                   f"{iso(src['next_run']):21}")
+        if src["last_error"]:
+            typer.echo(f"{'':36} failing since {iso(src['error_since'])} ({src['consecutive_failures']}x): "
+                       f"{src['last_error']}")
