@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     mail_from: str = "policy-tracker@localhost"
     digest_everything_to: list[str] = Field(default_factory=list)
     digest_send_empty: bool = False
+    digest_lookback_days: int = Field(7, ge=1, description="how far back a first digest reaches for changes")
     digest_at: str = "07:00"
     timezone: str = "UTC"
 
