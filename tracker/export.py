@@ -1,0 +1,556 @@
+"""The compliance audit export: changes, impacts and audit events for a period, with a manifest.
+
+Three tables, in CSV (a file per table, in a folder or a zip), JSON Lines (a file per table) or
+XLSX (a sheet per table). Rows are read in keyset-paginated batches and streamed to disk, so an
+export of a million audit events keeps memory flat. The manifest beside the export records the
+query, row counts, the SHA-256 of every file and the audit chain head (verified before export);
+`verify_export` re-hashes the files and checks the head is still in a valid chain.
+
+What the period and the filters select (README "Compliance export" says the same):
+- period: from 00:00 UTC on --from to 24:00 UTC on --to (both days included);
+- changes: detected in the period; --source keeps those sources' changes; --sop/--team keep
+  changes with an impact on one of the selected SOPs;
+- impacts: with activity in the period (created, resolved, or any audit event on the impact);
+  --source keeps impacts of those sources; --sop keeps those SOPs; --team keeps the team's SOPs;
+- audit events: recorded in the period, up to the verified chain head. Without filters, every
+  event in the period (a contiguous piece of the chain). With filters, only events on the
+  exported changes and impacts, and on the selected sources, SOPs and team.
+Filters of different kinds combine with AND; several values of one filter with OR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+import tracker
+from tracker import audit
+from tracker.db import utcnow
+from tracker.export_writers import (
+    Column,
+    ExportWriter,
+    TextExport,
+    WrittenFile,
+    XlsxExport,
+    iso_utc,
+    sha256_file,
+)
+from tracker.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
+from tracker.workflow import is_overdue
+
+GENERATOR = "policy-tracker"
+MANIFEST_VERSION = 1
+FORMATS = ("csv", "jsonl", "xlsx")
+TABLES = ("changes", "impacts", "audit_events")
+BATCH = 5000
+
+
+class ExportError(ValueError):
+    """The export was refused; the message says why and what to do."""
+
+
+class ChainNotVerified(ExportError):
+    """The audit chain does not verify, so the export was refused."""
+
+
+CHANGE_COLUMNS: tuple[Column, ...] = (
+    Column("change_id", "int", 10, "the change's id"),
+    Column("source_id", "text", 26, "the source's id (slug)"),
+    Column("source_name", "text", 30, "the source's name"),
+    Column("source_url", "text", 45, "the watched page"),
+    Column("detected_at_utc", "datetime", 20, "when the change was detected (UTC)"),
+    Column("technical", "bool", 10, "true: the extraction rules changed, not the policy (never mapped to SOPs)"),
+    Column("sections", "lines", 50, "heading paths the change touched, one per line"),
+    Column("added", "int", 8, "blocks added"),
+    Column("removed", "int", 9, "blocks removed"),
+    Column("modified", "int", 9, "blocks modified"),
+    Column("from_version_id", "int", 10, "the stored version before the change"),
+    Column("to_version_id", "int", 10, "the stored version after the change"),
+    Column("from_version_sha256", "text", 20, "SHA-256 of the extracted text of the version before"),
+    Column("to_version_sha256", "text", 20, "SHA-256 of the extracted text of the version after"),
+    Column("change_url", "text", 40, "the change and its diff in the web UI: {base_url}/changes/{id}"),
+)
+
+IMPACT_COLUMNS: tuple[Column, ...] = (
+    Column("impact_id", "int", 10, "the impact's id"),
+    Column("sop_id", "text", 24, "the SOP affected"),
+    Column("sop_title", "text", 32, "its title"),
+    Column("sop_owner", "text", 26, "its owner"),
+    Column("team_id", "text", 16, "the SOP's team"),
+    Column("team_name", "text", 22, "the team's name"),
+    Column("change_id", "int", 10, "the change that affects the SOP"),
+    Column("change_detected_at_utc", "datetime", 20, "when that change was detected (UTC)"),
+    Column("change_url", "text", 40, "the change in the web UI"),
+    Column("source_id", "text", 26, "the source that changed"),
+    Column("source_name", "text", 30, "its name"),
+    Column("reasons", "text", 50, "why the change affects the SOP, one watch per line"),
+    Column("reasons_json", "json", 30, "the same reasons as recorded (JSON)"),
+    Column("status", "text", 13, "open, needs_update, in_progress, updated or dismissed (at export time)"),
+    Column("assignee", "text", 26, "who acts on it"),
+    Column("due_date", "date", 12, "the date it is due"),
+    Column("created_at_utc", "datetime", 20, "when the impact was opened (UTC)"),
+    Column("updated_at_utc", "datetime", 20, "its last update (UTC)"),
+    Column("resolved_at_utc", "datetime", 20, "when it was decided: updated or dismissed (UTC)"),
+    Column("resolved_by", "text", 26, "who decided"),
+    Column("days_to_resolve", "float", 10, "resolved_at − created_at in days (2 decimals)"),
+    Column("overdue_at_resolution", "bool", 12, "decided after its due date (empty while undecided)"),
+    Column("overdue_at_export", "bool", 12, "undecided and past its due date when the export ran"),
+    Column("decision_note", "text", 40, "the note given with the decision (the reason for a dismissal)"),
+)
+
+AUDIT_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "int", 9, "position in the hash chain (1, 2, 3 … without gaps)"),
+    Column("at_utc", "datetime", 22, "when it happened (UTC)"),
+    Column("at_utc_exact", "text", 33, "the same time exactly as hashed (ISO 8601, microseconds)"),
+    Column("actor", "text", 26, "who acted: an email address or \"system\""),
+    Column("action", "text", 18, "what was done, e.g. impact.status"),
+    Column("entity_type", "text", 11, "what it was done to: source, change, sop, impact, …"),
+    Column("entity_id", "text", 12, "its id"),
+    Column("before", "json", 40, "the fields before (JSON)"),
+    Column("after", "json", 40, "the fields after (JSON)"),
+    Column("prev_hash", "text", 20, "the hash of the event before"),
+    Column("hash", "text", 20, "SHA-256(prev_hash + canonical JSON of this event)"),
+)
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "changes": CHANGE_COLUMNS, "impacts": IMPACT_COLUMNS, "audit_events": AUDIT_COLUMNS,
+}
+
+
+@dataclass
+class ExportQuery:
+    """What to export: the period (whole UTC days, both included), the format and the filters."""
+
+    date_from: date
+    date_to: date
+    format: str
+    sources: list[str] = field(default_factory=list)
+    sops: list[str] = field(default_factory=list)
+    team: str | None = None
+    zip: bool = False
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.date_from, time(0), tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the period."""
+        return datetime.combine(self.date_to + timedelta(days=1), time(0), tzinfo=UTC)
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.sources or self.sops or self.team)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["date_from"], data["date_to"] = self.date_from.isoformat(), self.date_to.isoformat()
+        data["period_start_utc"], data["period_end_utc_exclusive"] = iso_utc(self.start), iso_utc(self.end)
+        return data
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: the manifest (as written) and where."""
+
+    manifest_path: Path
+    manifest: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- selection ----------------------------------------------------------------------------------
+
+@dataclass
+class _Scope:
+    query: ExportQuery
+    sops: list[str] | None  # None: no SOP filter; else the SOP ids kept (may be empty)
+    head_seq: int
+
+    def change_where(self) -> list[Any]:
+        q = self.query
+        where: list[Any] = [col(Change.detected_at) >= q.start, col(Change.detected_at) < q.end]
+        if q.sources:
+            where.append(col(Change.source_id).in_(q.sources))
+        if self.sops is not None:
+            where.append(sa.exists().where(Impact.change_id == Change.id, col(Impact.sop_id).in_(self.sops)))
+        return where
+
+    def impact_where(self) -> list[Any]:
+        q = self.query
+        in_period = sa.or_(
+            sa.and_(col(Impact.created_at) >= q.start, col(Impact.created_at) < q.end),
+            sa.and_(col(Impact.resolved_at) >= q.start, col(Impact.resolved_at) < q.end),
+            sa.exists().where(AuditEvent.entity_type == "impact",
+                              AuditEvent.entity_id == sa.cast(Impact.id, sa.String),
+                              col(AuditEvent.at) >= q.start, col(AuditEvent.at) < q.end),
+        )
+        where: list[Any] = [in_period]
+        if q.sources:
+            where.append(col(Impact.source_id).in_(q.sources))
+        if self.sops is not None:
+            where.append(col(Impact.sop_id).in_(self.sops))
+        return where
+
+    def audit_where(self) -> list[Any]:
+        q = self.query
+        where: list[Any] = [col(AuditEvent.at) >= q.start, col(AuditEvent.at) < q.end,
+                            col(AuditEvent.seq) <= self.head_seq]
+        if not q.filtered:
+            return where
+        entity = col(AuditEvent.entity_id)
+        kind = AuditEvent.entity_type
+        wanted = [
+            sa.and_(kind == "change",
+                    entity.in_(sa.select(sa.cast(Change.id, sa.String)).where(*self.change_where()))),
+            sa.and_(kind == "impact",
+                    entity.in_(sa.select(sa.cast(Impact.id, sa.String)).where(*self.impact_where()))),
+        ]
+        if q.sources:
+            wanted.append(sa.and_(kind == "source", entity.in_(q.sources)))
+        if self.sops:
+            wanted.append(sa.and_(kind == "sop", entity.in_(self.sops)))
+        if q.team:
+            wanted.append(sa.and_(kind == "team", entity == q.team))
+        where.append(sa.or_(*wanted))
+        return where
+
+
+def _sop_scope(session: Session, query: ExportQuery) -> list[str] | None:
+    if not query.sops and not query.team:
+        return None
+    ids = set(query.sops) if query.sops else None
+    if query.team:
+        team_sops = set(session.exec(select(Sop.id).where(Sop.team_id == query.team)).all())
+        ids = team_sops if ids is None else ids & team_sops
+    return sorted(ids or ())
+
+
+def check_query(*, session: Session, query: ExportQuery) -> None:
+    """Raise ExportError for a bad period, format or an unknown source, SOP or team id."""
+    if query.format not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {query.format!r}")
+    if query.date_to < query.date_from:
+        raise ExportError(f"the period is empty: --to {query.date_to} is before --from {query.date_from}")
+    if query.zip and query.format == "xlsx":
+        raise ExportError("--zip is for csv and jsonl (an .xlsx workbook is already one compressed file)")
+    for model, ids, what, hint in ((Source, query.sources, "source", "tracker sources list"),
+                                   (Sop, query.sops, "SOP", "tracker sops list")):
+        known = set(session.exec(select(model.id).where(col(model.id).in_(ids))).all()) if ids else set()
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ExportError(f"unknown {what} id(s): {', '.join(unknown)} (see `{hint}`)")
+    if query.team and session.get(Team, query.team) is None:
+        raise ExportError(f"unknown team id {query.team!r} (see the teams in your SOPs file)")
+
+
+def _keyset(session: Session, stmt: Any, key: Any, batch: int = BATCH) -> Iterator[Any]:
+    """Rows of stmt in key order, fetched batch by batch (key must be unique and first in the row)."""
+    last: Any = None
+    while True:
+        page = stmt if last is None else stmt.where(key > last)
+        rows = session.execute(page.order_by(key).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1][0]
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+def change_url(base_url: str, change_id: int) -> str:
+    """The web UI link of a change."""
+    return f"{base_url.rstrip('/')}/changes/{change_id}"
+
+
+def change_rows(session: Session, scope: _Scope, base_url: str) -> Iterator[tuple[Any, ...]]:
+    """The changes table, in id order."""
+    v_from, v_to = aliased(Version), aliased(Version)
+    stmt = (
+        sa.select(Change.id, Change.source_id, Source.name, Source.url, Change.detected_at, Change.technical,
+                  Change.sections, Change.added, Change.removed, Change.modified, Change.from_version_id,
+                  Change.to_version_id, v_from.text_hash, v_to.text_hash)
+        .join(Source, Source.id == Change.source_id)
+        .outerjoin(v_from, v_from.id == Change.from_version_id)
+        .outerjoin(v_to, v_to.id == Change.to_version_id)
+        .where(*scope.change_where())
+    )
+    for row in _keyset(session, stmt, col(Change.id)):
+        yield (*row, change_url(base_url, row[0]))
+
+
+def readable_reasons(reasons: Sequence[dict[str, Any]] | None) -> str:
+    """Impact reasons as text, one watch per line: "watch 1 · source x · sections: a; b · keywords: k"."""
+    lines = []
+    for reason in reasons or []:
+        parts = []
+        for key, value in reason.items():
+            if value in (None, "", [], {}):
+                continue
+            if isinstance(value, list | tuple):
+                value = "; ".join(str(v) for v in value)
+            elif isinstance(value, dict):
+                value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+            parts.append(f"{key}: {value}")
+        lines.append(" · ".join(parts))
+    return "\n".join(lines)
+
+
+def impact_rows(session: Session, scope: _Scope, base_url: str, today: date) -> Iterator[tuple[Any, ...]]:
+    """The impacts table, in id order."""
+    stmt = (
+        sa.select(Impact.id, Impact.sop_id, Sop.title, Sop.owner, Sop.team_id, Team.name, Impact.change_id,
+                  Change.detected_at, Impact.source_id, Source.name, Impact.reasons, Impact.status,
+                  Impact.assignee, Impact.due_date, Impact.created_at, Impact.updated_at, Impact.resolved_at,
+                  Impact.resolved_by, Impact.decision_note)
+        .join(Sop, Sop.id == Impact.sop_id)
+        .outerjoin(Team, Team.id == Sop.team_id)
+        .join(Change, Change.id == Impact.change_id)
+        .join(Source, Source.id == Impact.source_id)
+        .where(*scope.impact_where())
+    )
+    for r in _keyset(session, stmt, col(Impact.id)):
+        (iid, sop_id, title, owner, team_id, team_name, change_id, detected, source_id, source_name, reasons,
+         status, assignee, due, created, updated, resolved, resolved_by, note) = r
+        days = round((resolved - created).total_seconds() / 86400, 2) if resolved and created else None
+        late = (resolved.astimezone(UTC).date() > due) if resolved and due else None
+        overdue_now = None if resolved else is_overdue(Impact(status=status, due_date=due), today=today)
+        yield (iid, sop_id, title, owner, team_id, team_name, change_id, detected, change_url(base_url, change_id),
+               source_id, source_name, readable_reasons(reasons), reasons, status, assignee, due, created,
+               updated, resolved, resolved_by, days, late, overdue_now, note)
+
+
+def audit_rows(session: Session, scope: _Scope) -> Iterator[tuple[Any, ...]]:
+    """The audit events table, in chain order."""
+    stmt = sa.select(AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.entity_type,
+                     AuditEvent.entity_id, AuditEvent.before, AuditEvent.after, AuditEvent.prev_hash,
+                     AuditEvent.hash).where(*scope.audit_where())
+    for seq, at, *rest in _keyset(session, stmt, col(AuditEvent.seq)):
+        yield (seq, at, iso_utc(at), *rest)
+
+
+# --- running an export --------------------------------------------------------------------------
+
+def output_paths(output: Path, query: ExportQuery) -> tuple[Path, Path, bool]:
+    """(data path, manifest path, data path is a directory) for an --output path."""
+    if query.format == "xlsx" or query.zip:
+        return output, output.with_name(output.stem + ".manifest.json"), False
+    return output, output / "manifest.json", True
+
+
+def _prepare(target: Path, manifest: Path, is_dir: bool, force: bool) -> None:
+    taken = [p for p in (target, manifest) if p.exists() and not (p == target and is_dir and not any(p.iterdir()))]
+    if taken and not force:
+        raise ExportError(f"{taken[0]} already exists: choose a new --output or pass --force to replace it")
+    for p in taken:
+        if p.is_dir():
+            if p == target and not (p / "manifest.json").exists():
+                raise ExportError(f"{p} is a directory that is not an export (no manifest.json); "
+                                  "refusing to replace it, choose a new --output")
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _begin_snapshot(session: Session) -> None:
+    # One consistent view of the database for the whole export on PostgreSQL; on every backend the
+    # audit rows are bounded by the verified head, so events appended meanwhile are not exported.
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def run_export(*, session: Session, query: ExportQuery, output: Path, base_url: str,
+               force: bool = False, allow_broken_chain: bool = False,
+               now: datetime | None = None) -> ExportResult:
+    """Verify the audit chain, write the three tables and the manifest; returns the manifest."""
+    _begin_snapshot(session)
+    check_query(session=session, query=query)
+    generated_at = (now or utcnow()).astimezone(UTC)
+    check = audit.verify(session)
+    warnings: list[str] = list(check.warnings)
+    if not check.ok:
+        message = (f"the audit chain does NOT verify: {check.problem} (event #{check.bad_seq}); "
+                   "the audit trail may have been tampered with")
+        if not allow_broken_chain:
+            raise ChainNotVerified(message + "; investigate before exporting, or pass --allow-broken-chain to "
+                              "export anyway (the manifest then records the failure)")
+        warnings.append(message)
+    head_seq = check.head_seq or 0
+    if not check.ok:
+        last = audit.head(session)
+        head_seq = last.seq if last else 0
+    scope = _Scope(query=query, sops=_sop_scope(session, query), head_seq=head_seq)
+
+    target, manifest_path, is_dir = output_paths(output, query)
+    _prepare(target, manifest_path, is_dir, force)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        data = staging / target.name
+        writer: ExportWriter
+        if query.format == "xlsx":
+            writer = XlsxExport(data, name=target.name)
+        else:
+            writer = TextExport(query.format, data, zip_name=target.name if query.zip else None)
+        counts: dict[str, int] = {}
+        tables: list[tuple[str, Iterator[tuple[Any, ...]]]] = [
+            ("changes", change_rows(session, scope, base_url)),
+            ("impacts", impact_rows(session, scope, base_url, generated_at.date())),
+            ("audit_events", audit_rows(session, scope)),
+        ]
+        for name, rows in tables:
+            sink = writer.table(name, COLUMNS[name])
+            n = 0
+            for row in rows:
+                sink.write(row)
+                n += 1
+            sink.close()
+            counts[name] = n
+        files = writer.finish()
+        manifest = _manifest(query=query, generated_at=generated_at, base_url=base_url, counts=counts,
+                             files=files, check=check, head_seq=head_seq, session=session,
+                             warnings=warnings)
+        os.replace(data, target)
+        tmp_manifest = staging / "manifest.json.tmp"
+        tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp_manifest, manifest_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(manifest_path=manifest_path, manifest=manifest, warnings=warnings)
+
+
+def _manifest(*, query: ExportQuery, generated_at: datetime, base_url: str, counts: dict[str, int],
+              files: list[WrittenFile], check: audit.Verification, head_seq: int, session: Session,
+              warnings: list[str]) -> dict[str, Any]:
+    head_hash = check.head_hash
+    if not check.ok:
+        ev = session.exec(select(AuditEvent).where(AuditEvent.seq == head_seq)).first()
+        head_hash = ev.hash if ev else None
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "generator": {"name": GENERATOR, "version": tracker.__version__},
+        "generated_at_utc": iso_utc(generated_at),
+        "query": query.to_json(),
+        "base_url": base_url,
+        "database_backend": session.get_bind().dialect.name,
+        "row_counts": counts,
+        # Paths are relative to the manifest's folder.
+        "files": [f.to_json() for f in files],
+        "audit_chain": {
+            "verified": check.ok,
+            "events": check.count if check.ok else None,
+            "head_seq": head_seq or None,
+            "head_hash": head_hash,
+            "problem": check.problem,
+        },
+        "warnings": warnings,
+    }
+
+
+# --- verifying an export ------------------------------------------------------------------------
+
+@dataclass
+class FileCheck:
+    """One file of an export, re-hashed: ok, or what is wrong with it."""
+
+    path: str
+    ok: bool
+    problem: str | None = None
+
+
+@dataclass
+class ExportVerification:
+    """The outcome of `tracker export verify`."""
+
+    files: list[FileCheck]
+    chain_ok: bool | None  # None: not checked (no database)
+    chain_message: str
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files) and self.chain_ok is not False
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read a manifest, raising ExportError when it is missing or not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"no manifest at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path} is not a readable JSON manifest: {exc}") from None
+    if not isinstance(data, dict) or data.get("generator", {}).get("name") != GENERATOR or "files" not in data:
+        raise ExportError(f"{path} is not a {GENERATOR} export manifest (no generator/files)")
+    return data
+
+
+def check_files(manifest: dict[str, Any], base: Path) -> list[FileCheck]:
+    """Re-hash every file (and zip member) the manifest lists."""
+    results: list[FileCheck] = []
+    for entry in manifest["files"]:
+        rel = str(entry.get("path", ""))
+        path = (base / rel).resolve()
+        if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            results.append(FileCheck(rel, False, "the manifest names a path outside the export folder"))
+            continue
+        if not path.is_file():
+            results.append(FileCheck(rel, False, "missing: the file is not there"))
+            continue
+        sha, size = sha256_file(path)
+        if sha != entry.get("sha256"):
+            results.append(FileCheck(rel, False, f"changed since export: SHA-256 is {sha}, the manifest says "
+                                                 f"{entry.get('sha256')} ({size} bytes, was {entry.get('bytes')})"))
+            continue
+        results.append(FileCheck(rel, True))
+        for member in entry.get("members") or []:
+            name = f"{rel}!{member['path']}"
+            try:
+                with zipfile.ZipFile(path) as zf, zf.open(member["path"]) as f:
+                    h = hashlib.sha256()
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+            except (KeyError, zipfile.BadZipFile) as exc:
+                results.append(FileCheck(name, False, f"unreadable zip member: {exc}"))
+                continue
+            good = h.hexdigest() == member.get("sha256")
+            results.append(FileCheck(name, good, None if good else "zip member changed since export"))
+    return results
+
+
+def check_chain(*, session: Session, manifest: dict[str, Any]) -> tuple[bool, str]:
+    """The recorded head must still be in the chain (same seq, same hash) and the chain must verify."""
+    recorded = manifest.get("audit_chain") or {}
+    head_seq, head_hash = recorded.get("head_seq"), recorded.get("head_hash")
+    expect = f"{head_seq}:{head_hash}" if head_seq and head_hash else None
+    result = audit.verify(session, expect_head=expect)
+    notes = "".join(f"; WARNING: {w}" for w in result.warnings)
+    if not result.ok:
+        return False, f"the audit chain in the database does not verify: {result.problem}{notes}"
+    if recorded.get("verified") is False:
+        return False, "the chain verifies now, but it did not verify when the export was taken (see the manifest)"
+    if expect is None:
+        return True, f"the chain verifies ({result.count} events); the export was taken from an empty chain{notes}"
+    return True, (f"head #{head_seq} {head_hash} is still in the chain, and the chain verifies "
+                  f"({result.count} events, head now #{result.head_seq}){notes}")
+
+
+def verify_export(*, manifest_path: Path, session: Session | None) -> ExportVerification:
+    """Re-hash an export's files and (given a session) check its chain head against the database."""
+    manifest = load_manifest(manifest_path)
+    files = check_files(manifest, manifest_path.parent)
+    if session is None:
+        return ExportVerification(files, None, "audit chain not checked (no database)")
+    ok, message = check_chain(session=session, manifest=manifest)
+    return ExportVerification(files, ok, message)

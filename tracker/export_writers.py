@@ -1,0 +1,308 @@
+"""Streaming writers for the compliance export: CSV, JSON Lines and XLSX, one table at a time.
+
+Every writer takes rows as sequences of Python values in column order (aware UTC datetimes,
+dates, lists, dicts, ...) and converts them for its format while streaming them to disk, so
+memory stays flat however many rows an export has. CSV and JSONL files are hashed (SHA-256) as
+they are written; the XLSX workbook is hashed once saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+# Text cells that a spreadsheet would run as a formula (CSV injection): prefixed with "'" in CSV.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+XLSX_MAX_CELL = 32_767
+XLSX_TRUNCATED = " …[truncated: Excel cells hold 32,767 characters; the CSV/JSONL export has it all]"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an export table: its name, value kind and XLSX width."""
+
+    name: str
+    kind: str  # int | float | bool | text | datetime | date | lines | json
+    width: int = 14
+    doc: str = ""
+
+
+def iso_utc(value: datetime) -> str:
+    """A time as exact ISO 8601 UTC with microseconds (the form the audit chain hashes)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys, for JSON values in CSV and XLSX cells."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _plain(value: Any, kind: str) -> Any:
+    """A value as text-ish for CSV: ISO times, joined lists, JSON text; None stays None."""
+    if value is None:
+        return None
+    if kind == "datetime":
+        return iso_utc(value)
+    if kind == "date":
+        return value.isoformat()
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "lines":
+        return "\n".join(str(v) for v in value)
+    if kind == "json":
+        return canonical_json(value)
+    return value
+
+
+class FileHash:
+    """A binary sink that counts and SHA-256-hashes what passes through it."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+class _HashedStream(io.RawIOBase):
+    def __init__(self, sink: FileHash):
+        self.sink = sink
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self.sink.write(bytes(data))
+
+
+@dataclass
+class WrittenFile:
+    """A file of the export: its path relative to the manifest, SHA-256 and size."""
+
+    path: str
+    sha256: str
+    bytes: int
+    table: str | None = None
+    members: list[WrittenFile] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
+        if self.table:
+            data["table"] = self.table
+        if self.members is not None:
+            data["members"] = [m.to_json() for m in self.members]
+        return data
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The SHA-256 and size of a file, read in chunks."""
+    h, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+class TableSink(Protocol):
+    """Where one table's rows go."""
+
+    def write(self, row: Sequence[Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ExportWriter(Protocol):
+    """A format: opens one table at a time and reports the files it wrote."""
+
+    def table(self, name: str, columns: Sequence[Column]) -> TableSink: ...
+
+    def finish(self) -> list[WrittenFile]: ...
+
+
+# --- CSV and JSON Lines -------------------------------------------------------------------------
+
+class _TextTable:
+    """One CSV or JSONL table streamed into a hashed binary sink."""
+
+    def __init__(self, fmt: str, name: str, columns: Sequence[Column], raw: IO[bytes],
+                 on_close: Any) -> None:
+        self.fmt, self.name, self.columns, self.on_close = fmt, name, list(columns), on_close
+        self.hash = FileHash(raw)
+        # CSV gets a BOM so Excel reads UTF-8; JSON Lines is plain UTF-8.
+        encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
+        self.text = io.TextIOWrapper(io.BufferedWriter(_HashedStream(self.hash), 1 << 16),
+                                     encoding=encoding, newline="" if fmt == "csv" else "\n")
+        self.kinds = [c.kind for c in self.columns]
+        self.names = [c.name for c in self.columns]
+        if fmt == "csv":
+            self.csv = csv.writer(self.text, lineterminator="\r\n")
+            self.csv.writerow(self.names)
+
+    def write(self, row: Sequence[Any]) -> None:
+        if self.fmt == "csv":
+            self.csv.writerow([_csv_cell(v, k) for v, k in zip(row, self.kinds, strict=True)])
+        else:
+            obj = {n: _jsonl_value(v, k) for n, v, k in zip(self.names, row, self.kinds, strict=True)}
+            self.text.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self.text.flush()
+        self.text.detach().flush()
+        self.on_close(self)
+
+
+def _csv_cell(value: Any, kind: str) -> Any:
+    value = _plain(value, kind)
+    if kind == "text" and isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _jsonl_value(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "datetime":
+        return iso_utc(value)
+    if kind == "date":
+        return value.isoformat()
+    if kind == "lines":
+        return list(value)
+    return value
+
+
+class TextExport:
+    """CSV or JSONL: one file per table, in a directory or (zip=True) members of one zip file."""
+
+    def __init__(self, fmt: str, target: Path, *, zip_name: str | None = None) -> None:
+        self.fmt, self.target = fmt, target
+        self.files: list[WrittenFile] = []
+        self.zip: zipfile.ZipFile | None = None
+        self.zip_name = zip_name
+        if zip_name is not None:
+            self.zip = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+
+    def table(self, name: str, columns: Sequence[Column]) -> TableSink:
+        filename = f"{name}.{self.fmt}"
+        raw: IO[bytes]
+        if self.zip is not None:
+            raw = self.zip.open(zipfile.ZipInfo(filename, date_time=_zip_time()), "w", force_zip64=True)
+        else:
+            raw = (self.target / filename).open("wb")
+
+        def closed(t: _TextTable) -> None:
+            raw.close()
+            self.files.append(WrittenFile(filename, t.hash.sha.hexdigest(), t.hash.size, table=name))
+
+        return _TextTable(self.fmt, name, columns, raw, closed)
+
+    def finish(self) -> list[WrittenFile]:
+        if self.zip is None:
+            return self.files
+        self.zip.close()
+        sha, size = sha256_file(self.target)
+        return [WrittenFile(self.zip_name or self.target.name, sha, size, members=self.files)]
+
+
+def _zip_time() -> tuple[int, int, int, int, int, int]:
+    now = datetime.now(UTC)
+    return (now.year, now.month, now.day, now.hour, now.minute, now.second)
+
+
+# --- XLSX ---------------------------------------------------------------------------------------
+
+class _Sheet:
+    def __init__(self, ws: Any, columns: Sequence[Column]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font, PatternFill
+        from openpyxl.utils import get_column_letter
+
+        self.ws, self.columns = ws, list(columns)
+        self.kinds = [c.kind for c in self.columns]
+        self.rows = 0
+        self.last_col = get_column_letter(len(self.columns))
+        # Widths, the frozen header and the sheet view are written before the first row.
+        for i, col in enumerate(self.columns, 1):
+            ws.column_dimensions[get_column_letter(i)].width = col.width
+        ws.freeze_panes = "A2"
+        bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDE4EE")
+        wrap = Alignment(wrap_text=True, vertical="top")
+        header = []
+        for col in self.columns:
+            cell = WriteOnlyCell(ws, value=col.name)
+            cell.font, cell.fill, cell.alignment = bold, fill, wrap
+            header.append(cell)
+        ws.append(header)
+        self._cell = WriteOnlyCell
+
+    def write(self, row: Sequence[Any]) -> None:
+        self.ws.append([self._value(v, k) for v, k in zip(row, self.kinds, strict=True)])
+        self.rows += 1
+
+    def _value(self, value: Any, kind: str) -> Any:
+        if value is None:
+            return None
+        if kind == "datetime":
+            # Excel has no time zones: the cell holds the UTC wall time (column names say _utc).
+            return value.astimezone(UTC).replace(tzinfo=None)
+        if kind in ("date", "int", "float", "bool"):
+            return value
+        text = _plain(value, kind)
+        if not isinstance(text, str):
+            return text
+        text = _xlsx_text(text)
+        if text.startswith("="):
+            # A string, never a formula: scraped text and notes are hostile input.
+            cell = self._cell(self.ws, value=text)
+            cell.data_type = "s"
+            return cell
+        return text
+
+    def close(self) -> None:
+        self.ws.auto_filter.ref = f"A1:{self.last_col}{self.rows + 1}"
+
+
+def _xlsx_text(text: str) -> str:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+    if len(text) > XLSX_MAX_CELL:
+        text = text[: XLSX_MAX_CELL - len(XLSX_TRUNCATED)] + XLSX_TRUNCATED
+    return text
+
+
+class XlsxExport:
+    """One workbook, a sheet per table, written in openpyxl's streaming (write-only) mode."""
+
+    def __init__(self, target: Path, *, name: str) -> None:
+        from openpyxl import Workbook
+
+        self.target, self.name = target, name
+        self.wb = Workbook(write_only=True)
+        self.tables: list[str] = []
+
+    def table(self, name: str, columns: Sequence[Column]) -> TableSink:
+        self.tables.append(name)
+        return _Sheet(self.wb.create_sheet(title=name), columns)
+
+    def finish(self) -> list[WrittenFile]:
+        self.wb.save(self.target)
+        sha, size = sha256_file(self.target)
+        return [WrittenFile(self.name, sha, size)]
