@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(30.0, ge=0, description="seconds an in-flight crawl may finish on shutdown")
     secret_key: str | None = None
 
+    # Web UI (tracker serve).
+    web_secure_cookies: bool = Field(False, description="always mark the session cookie Secure (behind HTTPS)")
+    web_session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
+    web_login_max_failures: int = Field(5, ge=1, description="failed logins per IP and email before a pause")
+    web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in")
+
 
 def get_settings(**overrides: object) -> Settings:
     """Build settings now (never at import time), from the environment and the settings file."""

@@ -4,6 +4,8 @@ from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Vers
 from tracker.models.digest import Digest
 from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
+from tracker.models.users import User, WebSecret
 
-__all__ = ["APSCHEDULER_JOBS", "JobRun", "SchedulerState", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote", "Snapshot", "Sop",
-           "Source", "Team", "Version"]
+__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote",
+           "JobRun", "SchedulerState", "Snapshot", "Sop",
+           "Source", "Team", "User", "Version", "WebSecret"]

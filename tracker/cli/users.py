@@ -1,0 +1,77 @@
+"""`tracker users …`: the people who may use the web UI, and their roles."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tracker.cli.app import app, emit_json, fail, iso, session
+from tracker.users import ROLES, UserError, add_user, list_users, set_role
+
+users_app = typer.Typer(help="Web UI users and their roles (viewer, editor, admin).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+_ROLE_HELP = "viewer (reads), editor (also marks impacts), admin (also manages users)"
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            fail("--password-stdin given but standard input held no password line")
+        return value
+    if not sys.stdin.isatty():
+        fail("no terminal to prompt for the password: pipe it in with --password-stdin")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_app.command("add")
+def users_add(
+    email: str = typer.Argument(..., help="the user's email address (their login)"),
+    role: str = typer.Option(..., "--role", help=_ROLE_HELP),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the password from the first line of stdin"
+    ),
+    by: str = typer.Option("system", "--by", help="who is adding the user (audit actor)"),
+) -> None:
+    """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash."""
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    password = _password(password_stdin)
+    try:
+        with session() as s:
+            user = add_user(session=s, email=email, password=password, role=role, by=by)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"added {user.email} as {user.role}")
+
+
+@users_app.command("role")
+def users_role(
+    email: str = typer.Argument(..., help="the user's email address"),
+    role: str = typer.Argument(..., help=_ROLE_HELP),
+    by: str = typer.Option("system", "--by", help="who is changing the role (audit actor)"),
+) -> None:
+    """Give a user another role."""
+    try:
+        with session() as s:
+            user = set_role(session=s, email=email, role=role, by=by)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"{user.email} is now {user.role}")
+
+
+@users_app.command("list")
+def users_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+    """List users and their roles."""
+    with session() as s:
+        rows = list_users(session=s)
+    if as_json:
+        emit_json([{"email": u.email, "role": u.role, "enabled": u.enabled, "created_at": u.created_at} for u in rows])
+        return
+    if not rows:
+        typer.echo("no users: add one with `tracker users add EMAIL --role admin`")
+        return
+    for u in rows:
+        typer.echo(f"{u.email:<40} {u.role:<7} {'enabled' if u.enabled else 'disabled'}  added {iso(u.created_at)}")

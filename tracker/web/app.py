@@ -1,0 +1,112 @@
+"""The FastAPI application: routers for pages, actions, the API and login; errors; security headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tracker.config import Settings, get_settings
+from tracker.db import make_engine
+from tracker.paths import templates_dir
+from tracker.web.context import LoginRequired, Problem, WebContext, make_env, optional_user, render
+from tracker.web.ratelimit import LoginLimiter
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# FastAPI's interactive docs load Swagger UI from a CDN with inline script; they get no CSP.
+_NO_CSP = ("/docs", "/redoc")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _problem_response(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return render(request, "error.html", optional_user(request), status=status, code=status, message=message)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The web UI and JSON API on the configured database (nothing connects until a request)."""
+    settings = settings or get_settings()
+    web = WebContext(
+        settings=settings,
+        engine=make_engine(settings.database_url),
+        env=make_env(),
+        limiter=LoginLimiter(max_failures=settings.web_login_max_failures, window=settings.web_login_window_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        web.engine.dispose()
+
+    app = FastAPI(
+        title="Policy tracker",
+        version="0.1.0",
+        lifespan=lifespan,
+        redoc_url=None,
+        description="Policy changes, the SOPs they affect, the PM workflow and the audit trail. "
+        "Log in at /login; mutations need the X-CSRF-Token header (see /api/me).",
+    )
+    app.state.web = web
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if not request.url.path.startswith(_NO_CSP):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if "text/html" in response.headers.get("content-type", ""):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse(
+                {"detail": "not logged in: POST /login first (the session is a cookie)"}, status_code=401
+            )
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/"
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(Problem)
+    async def problem(request: Request, exc: Problem) -> Response:
+        return _problem_response(request, exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"there is no page at {request.url.path}"
+        return _problem_response(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.errors()}, status_code=422)
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "request" for e in exc.errors())
+        return _problem_response(request, 422, f"the form is incomplete or invalid ({fields}): go back and fix it")
+
+    from tracker.web import actions, api, auth, pages
+
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.include_router(actions.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=str(templates_dir() / "web" / "static")), name="static")
+    return app

@@ -1,0 +1,108 @@
+"""The change page's diff: changed blocks by section, with the unchanged text around them to expand.
+
+A change stores only its changed blocks. For context the two versions are aligned again the same
+way the diff was made; the stored diff stays the authority: when re-aligning does not reproduce
+it exactly (a technical re-extraction, say) the page shows the stored blocks without context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from tracker.diffing import BlockChange, Diff, diff_blocks
+from tracker.extract import Block, blocks_from_json
+from tracker.models import Version
+
+
+@dataclass
+class ContextRun:
+    """Unchanged blocks between changes, shown collapsed."""
+
+    blocks: list[Block]
+
+
+@dataclass
+class SectionView:
+    """One section of the document: its changes and the unchanged blocks around them."""
+
+    section: str
+    items: list[BlockChange | ContextRun] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(isinstance(i, BlockChange) for i in self.items)
+
+    @property
+    def changes(self) -> int:
+        return sum(1 for i in self.items if isinstance(i, BlockChange))
+
+
+@dataclass
+class UnchangedSections:
+    """A run of sections without any change, shown collapsed as one."""
+
+    sections: list[SectionView]
+
+    @property
+    def blocks(self) -> int:
+        return sum(len(i.blocks) for s in self.sections for i in s.items if isinstance(i, ContextRun))
+
+
+@dataclass
+class DiffView:
+    """What the change page shows; `with_context` is False when only the stored blocks could be shown."""
+
+    parts: list[SectionView | UnchangedSections]
+    with_context: bool
+
+
+def _aligned(old: list[Block], new: list[Block]) -> list[BlockChange | Block]:
+    """The new document in order, each changed run replaced by its block changes."""
+    a = [(b.kind, b.text) for b in old]
+    b_ = [(b.kind, b.text) for b in new]
+    out: list[BlockChange | Block] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b_, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.extend(new[j1:j2])
+        else:
+            out.extend(diff_blocks(old[i1:i2], new[j1:j2]).changes)
+    return out
+
+
+def _section_of(item: BlockChange | Block) -> str:
+    return item.section
+
+
+def build_view(diff: Diff, old: Version | None, new: Version | None) -> DiffView:
+    """Sections in document order: changed ones with collapsed context, unchanged ones folded together."""
+    stored = [c.to_json() for c in diff.changes]
+    seq: list[BlockChange | Block] | None = None
+    if old is not None and new is not None:
+        seq = _aligned(blocks_from_json(old.blocks), blocks_from_json(new.blocks))
+        if [c.to_json() for c in seq if isinstance(c, BlockChange)] != stored:
+            seq = None
+    with_context = seq is not None
+    if seq is None:
+        seq = list(diff.changes)
+    sections: list[SectionView] = []
+    for item in seq:
+        name = _section_of(item)
+        if not sections or sections[-1].section != name:
+            sections.append(SectionView(name))
+        items = sections[-1].items
+        if isinstance(item, BlockChange):
+            items.append(item)
+        elif items and isinstance(items[-1], ContextRun):
+            items[-1].blocks.append(item)
+        else:
+            items.append(ContextRun([item]))
+    parts: list[SectionView | UnchangedSections] = []
+    for sec in sections:
+        if sec.changed:
+            parts.append(sec)
+        elif parts and isinstance(parts[-1], UnchangedSections):
+            parts[-1].sections.append(sec)
+        else:
+            parts.append(UnchangedSections([sec]))
+    return DiffView(parts, with_context)
