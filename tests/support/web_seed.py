@@ -5,6 +5,7 @@ a source whose scraped text is hostile."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +34,12 @@ class Seeded:
     impacts: list[int] = field(default_factory=list)
     hostile_change: int | None = None
     hostile_impact: int | None = None
+
+
+@lru_cache(maxsize=8)
+def _document(slug: str) -> Document:
+    # Rendering the markdown is the slow part of seeding; a Document keeps its rendered versions.
+    return Document(FIXTURES / slug)
 
 
 def _source(session: Session, slug: str, name: str) -> Source:
@@ -95,7 +102,7 @@ def seed(session: Session, *, versions: int = 5, hostile: bool = False, now: dat
         ("x-privacy-policy", "X Privacy Policy"),
     ):
         src = _source(session, slug, name)
-        doc = Document(FIXTURES / slug)
+        doc = _document(slug)
         out.changes[slug] = []
         for v in range(versions):
             # Spread the checks over the last weeks so some impacts are overdue and some are not.
