@@ -24,6 +24,7 @@ from tracker.audit import (
     canonical,
     event_hash,
     head,
+    head_marker,
     iter_events,
     verify,
 )
@@ -255,9 +256,14 @@ def test_same_json_rewritten_with_other_key_order_is_not_tampering(engine: Engin
 
 
 def test_tail_truncation_needs_a_recorded_head(engine: Engine) -> None:
+    with Session(engine) as s:
+        assert head_marker(s) == f"0:{GENESIS}"
+        assert verify(s, expect_head=head_marker(s)).ok
     fill(engine, 5)
     recorded = check(engine)
     anchor = f"{recorded.head_seq}:{recorded.head_hash}"
+    with Session(engine) as s:
+        assert head_marker(s) == anchor
     fill(engine, 3, first=5)
     later = check(engine, expect_head=anchor)
     assert later.ok and later.expected_head_seq == 5 and later.count == 8

@@ -116,6 +116,12 @@ def head(session: Session) -> AuditEvent | None:
     return session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
 
 
+def head_marker(session: Session) -> str:
+    """The chain head as SEQ:HASH (`0:` + the genesis hash when empty), for manifests and digests to record."""
+    last = head(session)
+    return f"{last.seq}:{last.hash}" if last else f"0:{GENESIS}"
+
+
 def append_event(*, session: Session, actor: str, action: str, entity_type: str, entity_id: str | int,
                  before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
                  at: datetime | None = None) -> AuditEvent:
