@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
 from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
 from tracker.mapping import glob_problem, keyword_problem
 from tracker.models import Sop, Team
-from tracker.yamlfile import RegistryError, load_yaml, validate_entries
+from tracker.yamlfile import RegistryError, load_yaml, strip_lines
 
 SOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
@@ -126,6 +126,54 @@ class SopFile:
     sops: list[SopSpec]
 
 
+def _line_of(raw: dict[str, Any], loc: tuple[Any, ...]) -> Any:
+    """The line of the innermost mapping a pydantic error location points into."""
+    line, node = raw.get("__line__", "?"), raw
+    for part in loc:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+        if isinstance(node, dict) and "__line__" in node:
+            line = node["__line__"]
+    return line
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic error location as a reader counts: watches[2].sections (1-based)."""
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "entry"
+
+
+def _validate(data: dict[str, Any], key: str, model: type[BaseModel], label: str,
+              problems: list[str]) -> list[tuple[dict[str, Any], BaseModel | None]]:
+    """Each entry under key with its model (None when invalid); errors name the line and the id."""
+    entries = data.get(key)
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        problems.append(f"line {data.get('__line__', 1)}: `{key}` must be a list")
+        return []
+    out: list[tuple[dict[str, Any], BaseModel | None]] = []
+    for n, raw in enumerate(entries, 1):
+        if not isinstance(raw, dict):
+            problems.append(f"{key}[{n}]: each {label} must be a mapping (`- id: ...`)")
+            continue
+        name = f"{label} {raw.get('id', f'#{n}')!s}"
+        try:
+            out.append((raw, model.model_validate(strip_lines(raw))))
+        except ValidationError as exc:
+            for err in exc.errors():
+                line, msg = _line_of(raw, tuple(err["loc"])), err["msg"].removeprefix("Value error, ")
+                problems.append(f"line {line} ({name}): {_loc(err['loc'])}: {msg}")
+            out.append((raw, None))
+    return out
+
+
 def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = None) -> SopFile:
     """Read and validate an SOP file; a RegistryError lists every problem by line and SOP/team id.
 
@@ -138,32 +186,37 @@ def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = 
         problems.append(f"line 1: unknown top-level key(s) {', '.join(unknown)} (expected `teams:` and `sops:`)")
     if "sops" not in data and "teams" not in data:
         problems.append("line 1: no `sops:` (or `teams:`) list in the file")
-    teams = validate_entries(data, "teams", TeamSpec, problems, label="team")
-    sops = validate_entries(data, "sops", SopSpec, problems, label="SOP")
-    raw_by_line = {e["__line__"]: e for e in data.get("sops") or [] if isinstance(e, dict) and "__line__" in e}
+    teams = _validate(data, "teams", TeamSpec, "team", problems)
+    sops = _validate(data, "sops", SopSpec, "SOP", problems)
 
-    team_lines: dict[str, int] = {}
-    for line, team in teams:
-        assert isinstance(team, TeamSpec)
-        if team.id in team_lines:
-            problems.append(f"line {line} (team {team.id}): duplicate id, first declared on line {team_lines[team.id]}")
-        team_lines.setdefault(team.id, line)
-    sop_lines: dict[str, int] = {}
-    for line, sop in sops:
-        assert isinstance(sop, SopSpec)
-        where = f"line {line} (SOP {sop.id})"
-        if sop.id in sop_lines:
-            problems.append(f"{where}: duplicate id, first declared on line {sop_lines[sop.id]}")
-        sop_lines.setdefault(sop.id, line)
-        if sop.team is not None and sop.team not in team_lines:
+    # Cross-references are checked on the raw entries, so an entry with other errors is still checked.
+    team_lines: dict[str, Any] = {}
+    for raw, _ in teams:
+        tid, line = raw.get("id"), raw.get("__line__", "?")
+        if isinstance(tid, str) and tid in team_lines:
+            problems.append(f"line {line} (team {tid}): duplicate id, first declared on line {team_lines[tid]}")
+        elif isinstance(tid, str):
+            team_lines[tid] = line
+    sop_lines: dict[str, Any] = {}
+    for raw, _ in sops:
+        sid, line = raw.get("id"), raw.get("__line__", "?")
+        where = f"line {line} (SOP {sid})"
+        if isinstance(sid, str) and sid in sop_lines:
+            problems.append(f"{where}: duplicate id, first declared on line {sop_lines[sid]}")
+        elif isinstance(sid, str):
+            sop_lines[sid] = line
+        team = raw.get("team")
+        if isinstance(team, str) and team not in team_lines:
             declared = ", ".join(sorted(team_lines)) or "none"
-            problems.append(f"{where}: unknown team {sop.team!r} (declare it under `teams:`; declared: {declared})")
-        raw_watches = raw_by_line.get(line, {}).get("watches") or []
-        for n, watch in enumerate(sop.watches, 1):
-            if known_sources is not None and watch.source not in known_sources:
-                raw = raw_watches[n - 1] if n - 1 < len(raw_watches) else {}
-                wline = raw.get("__line__", line) if isinstance(raw, dict) else line
-                problems.append(f"line {wline} (SOP {sop.id}, watch {n}): unknown source {watch.source!r} "
+            problems.append(f"{where}: unknown team {team!r} (declare it under `teams:`; declared: {declared})")
+        watches = raw.get("watches")
+        if known_sources is None or not isinstance(watches, list):
+            continue
+        for n, watch in enumerate(watches, 1):
+            source = watch.get("source") if isinstance(watch, dict) else None
+            if isinstance(source, str) and source not in known_sources:
+                wline = watch.get("__line__", line) if isinstance(watch, dict) else line
+                problems.append(f"line {wline} (SOP {sid}): watches[{n}].source: unknown source {source!r} "
                                 "(sync it with `tracker sources sync` first, or fix the id)")
     if problems:
         raise RegistryError(str(path), problems)
