@@ -207,3 +207,20 @@ def test_subject_says_what_matters() -> None:
     assert subject_for(DigestContent("a@x", now, impacts=[_impact("a", False)])) == \
         "[Policy tracker] 1 SOP needs review"
     assert subject_for(DigestContent("a@x", now)) == "[Policy tracker] nothing new"
+
+
+def test_big_digest_lists_every_item_and_details_the_first_ones() -> None:
+    from tracker.digest_render import DETAIL_ITEMS, Excerpt, render_digest
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    impacts = []
+    for n in range(1, DETAIL_ITEMS + 6):
+        item = _impact(f"sop-{n}", overdue=False)
+        item.impact_id = n
+        item.excerpts = [Excerpt("S", "modified", [("equal", "keep"), ("delete", f"old{n}"), ("insert", f"new{n}")])]
+        impacts.append(item)
+    r = render_digest(DigestContent("a@x", now, impacts=impacts), base_url="https://t.example", timezone="UTC")
+    for n in range(1, DETAIL_ITEMS + 6):
+        assert f"https://t.example/impacts/{n}\"" in r.html and f"https://t.example/impacts/{n}\n" in r.text
+    assert f"new{DETAIL_ITEMS}" in r.html and f"new{DETAIL_ITEMS + 1}" not in r.html
+    assert f"{{+new{DETAIL_ITEMS}+}}" in r.text and f"new{DETAIL_ITEMS + 1}" not in r.text

@@ -292,6 +292,7 @@ def run_digest(*, engine: Engine, settings: Settings, send: bool, preview_dir: P
                 run.previewed.append(content.recipient)
             if not send:
                 continue
+            error: str | None = None
             try:
                 mailer.send(msg, recipient=content.recipient)
             except MailError as exc:
@@ -300,7 +301,7 @@ def run_digest(*, engine: Engine, settings: Settings, send: bool, preview_dir: P
                 status, error = FAILED, str(exc)
             else:
                 run.sent.append(content.recipient)
-                status, error = SENT, None
+                status = SENT
             # Recorded per recipient as soon as it is known, so a crash later cannot re-send it.
             with session_scope(engine) as session:
                 record_delivery(session=session, run_id=run.run_id, content=content, subject=rendered.subject,

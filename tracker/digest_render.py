@@ -27,6 +27,9 @@ MAX_RUN_WORDS = 40
 # Block changes shown per change or impact; the rest are counted ("and 4 more").
 MAX_EXCERPTS = 3
 GAP = "…"
+# Items per section shown with excerpts; the rest are one line each, so a big digest stays small
+# enough for mail clients (Gmail clips messages over ~100 KB) and still lists everything it carries.
+DETAIL_ITEMS = 25
 
 
 @dataclass
@@ -294,7 +297,8 @@ def render_digest(content: DigestContent, *, base_url: str, timezone: str) -> Re
     """The subject, the HTML part (CSS inlined) and the plain-text part of one digest."""
     tz = ZoneInfo(timezone)
     context = {"d": content, "links": Links(base_url), "local": _local(tz), "subject": subject_for(content),
-               "today": content.now.astimezone(tz).date(), "tz_name": timezone}
+               "today": content.now.astimezone(tz).date(), "tz_name": timezone,
+               "detail": DETAIL_ITEMS}
     env = environment()
     html = env.get_template("digest.html").render(context)
     text = env.get_template("digest.txt").render(context)
