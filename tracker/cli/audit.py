@@ -107,7 +107,7 @@ def audit_verify(expect_head: str = typer.Option(
         if result.head_seq is None:
             typer.echo("audit trail intact: no events yet")
         else:
-            typer.echo(f"audit trail intact: {result.count} events")
+            typer.echo(f"audit trail intact: {result.count} event{'' if result.count == 1 else 's'}")
             typer.echo(f"head: {result.head_seq}:{result.head_hash}")
             if result.expected_head_seq is not None:
                 typer.echo(f"the recorded head #{result.expected_head_seq} is in the chain "
