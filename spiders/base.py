@@ -32,6 +32,7 @@ class SourceRequest:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     slot: str | None = None
+    obey_robots: bool = True
 
 
 class SourceSpider(scrapy.Spider):
@@ -56,6 +57,8 @@ class SourceSpider(scrapy.Spider):
                 meta["download_timeout"] = src.timeout
             if src.slot:
                 meta["download_slot"] = src.slot
+            if not src.obey_robots:
+                meta["dont_obey_robotstxt"] = True
             yield scrapy.Request(src.url, headers=headers, meta=meta, callback=self.parse_source,
                                  errback=self.source_failed, dont_filter=True)
 
@@ -82,13 +85,16 @@ class SourceSpider(scrapy.Spider):
         url = request.url
         if failure.check(TimeoutError, TCPTimedOutError):
             timeout = meta.get("download_timeout")
-            error = f"timed out after {timeout:g}s fetching {url}{after} (TRACKER_DOWNLOAD_TIMEOUT)"
+            took = f" after {timeout:g}s" if isinstance(timeout, int | float) else ""
+            error = (f"timed out{took} fetching {url}{after} (raise TRACKER_DOWNLOAD_TIMEOUT or the "
+                     "source's options.timeout if the site is just slow)")
         elif failure.check(DNSLookupError):
             error = f"host not found for {url}: check the source's url"
         elif failure.check(ConnectionRefusedError):
             error = f"connection refused by {url}{after}"
         elif "robots.txt" in str(failure.value):
-            error = f"{url} is disallowed by the site's robots.txt (set TRACKER_OBEY_ROBOTS=false or options.obey_robots)"
+            error = (f"{url} is disallowed by the site's robots.txt, which the tracker obeys; to fetch it "
+                     "anyway set `options: {obey_robots: false}` on the source (or TRACKER_OBEY_ROBOTS=false)")
         else:
             error = f"{failure.type.__name__ if failure.type else 'error'} fetching {url}{after}: {failure.value}"
         yield Fetch(source_id=meta["source_id"], url=meta["source_url"], error=error, fetched_at=utcnow())

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from spiders import SPIDERS
 from spiders.base import SourceRequest
 from tracker.config import Settings
-from tracker.db import make_engine
-from tracker.ingest import RESULTS, ChangeHook, CheckOutcome, latest_version
+from tracker.db import make_engine, session_scope
+from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, latest_version, record_check
 from tracker.models import CheckState, Source
 
 
@@ -56,7 +56,8 @@ def select_sources(session: Session, source_ids: Sequence[str] | None) -> list[S
     return [rows[i] for i in dict.fromkeys(source_ids)]
 
 
-def build_requests(session: Session, sources: list[Source]) -> tuple[dict[str, list[SourceRequest]], dict[str, dict[str, float]]]:
+def build_requests(session: Session, sources: list[Source], *, obey_robots: bool = True,
+                   ) -> tuple[dict[str, list[SourceRequest]], dict[str, dict[str, float]]]:
     """Spider inputs grouped by kind, and per-host slot settings from per-source options."""
     by_kind: dict[str, list[SourceRequest]] = {}
     slots: dict[str, dict[str, float]] = {}
@@ -78,17 +79,19 @@ def build_requests(session: Session, sources: list[Source]) -> tuple[dict[str, l
             etag=state.etag if state and has_baseline else None,
             last_modified=state.last_modified if state and has_baseline else None,
             headers=headers, timeout=opts.get("timeout"), slot=host,
+            obey_robots=bool(opts.get("obey_robots", obey_robots)),
         ))
     return by_kind, slots
 
 
 def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
-                    on_change: ChangeHook | None) -> dict[str, object]:
+                    on_change: ChangeHook | None, *, obey_robots: bool | None = None) -> dict[str, object]:
     """Scrapy settings from the tracker's: polite by default, everything overridable."""
     return {
         "BOT_NAME": "policy-tracker",
         "USER_AGENT": settings.user_agent,
-        "ROBOTSTXT_OBEY": settings.obey_robots,
+        # On when any source obeys robots.txt; the others say so per request (dont_obey_robotstxt).
+        "ROBOTSTXT_OBEY": settings.obey_robots if obey_robots is None else obey_robots,
         "CONCURRENT_REQUESTS": settings.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrency_per_domain,
         "DOWNLOAD_DELAY": settings.download_delay,
@@ -129,8 +132,9 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         sources = select_sources(session, source_ids)
-        by_kind, slots = build_requests(session, sources)
+        by_kind, slots = build_requests(session, sources, obey_robots=settings.obey_robots)
     engine.dispose()
+    any_obeys = any(r.obey_robots for reqs in by_kind.values() for r in reqs)
     summary = CrawlSummary()
     if not sources:
         return summary
@@ -142,7 +146,8 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
             progress(outcome, len(summary.outcomes), total)
 
     logging.getLogger("scrapy").setLevel(settings.crawl_log_level)
-    process = CrawlerProcess(scrapy_settings(settings, slots, on_change) | {"LOG_INSTALL_ROOT_HANDLER": False})
+    process = CrawlerProcess(scrapy_settings(settings, slots, on_change, obey_robots=any_obeys)
+                             | {"LOG_INSTALL_ROOT_HANDLER": False})
     for kind, requests in by_kind.items():
         spider_cls = SPIDERS[kind]
         crawler = process.create_crawler(spider_cls)
@@ -157,7 +162,32 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
         crawler.signals.connect(_attach, signal=signals.spider_opened)
     process.start()
     seen = {o.source_id for o in summary.outcomes}
-    for src in sources:
-        if src.id not in seen:  # a request lost without an item must still count as a failure
-            report(CheckOutcome(src.id, "failed", error="the crawl ended without a response for this source"))
+    lost = [src.id for src in sources if src.id not in seen]
+    # A request lost without an item still counts as a failure, recorded like any other.
+    for outcome in record_lost(database_url=settings.database_url, source_ids=lost):
+        report(outcome)
     return summary
+
+
+def record_lost(*, database_url: str, source_ids: Sequence[str]) -> list[CheckOutcome]:
+    """Record a failure for each source the crawl ended without an item for."""
+    if not source_ids:
+        return []
+    error = "the crawl ended without a response for this source (see the crawl log; it is retried next time)"
+    outcomes: list[CheckOutcome] = []
+    engine = make_engine(database_url)
+    try:
+        for sid in source_ids:
+            try:
+                with session_scope(engine) as session:
+                    source = session.get(Source, sid)
+                    if source is None:
+                        raise LookupError(f"source {sid} vanished from the database during the crawl")
+                    outcomes.append(record_check(session=session, source=source,
+                                                 fetch=Fetch(source_id=sid, url=source.url, error=error)))
+            except Exception as exc:  # still report it: the summary must count every source
+                logging.getLogger(__name__).exception("could not record the lost source %s", sid)
+                outcomes.append(CheckOutcome(sid, FAILED, error=f"{error}; recording it failed: {exc!r}"))
+    finally:
+        engine.dispose()
+    return outcomes

@@ -1,43 +1,159 @@
-"""End to end: the real `tracker` command crawling the local policy site."""
+"""End to end: the real `tracker` command crawling the local policy site, on each database backend."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+import sqlalchemy as sa
 
 from tests.conftest import PolicySite, run_tracker, write_sources
+from tracker.db import make_engine
 
-DOC = "reddit-community-guidelines"
+REDDIT, X = "reddit-community-guidelines", "x-privacy-policy"
+# The fixture's real differences (see tests/test_diffing.py for the markdown line numbers).
+REDDIT_2_3 = ["Reddit Content Policy > Enforcement"]
+X_2_3 = ["X Privacy Policy > 6. Your Rights and Ours", "X Privacy Policy > 10. How To Contact X"]
+SUMMARY = re.compile(r"checked (\d+) source\(s\) in [\d.]+s: (.*)")
 
 
-def changes(db_url: str) -> list[dict]:
-    out = run_tracker(db_url, "changes", "list", "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+def crawl(db_url: str, *ids: str, expect: int = 0, **env: str) -> dict[str, int]:
+    """Run `tracker crawl`, check its exit code, and return the summary counts."""
+    out = run_tracker(db_url, "crawl", *ids, **env)
+    assert out.returncode == expect, f"exit {out.returncode}\nstdout: {out.stdout}\nstderr: {out.stderr}"
+    m = SUMMARY.search(out.stdout)
+    assert m, out.stdout
+    counts = {k.replace(" ", "_"): int(n) for n, k in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", m.group(2))}
+    assert sum(counts.values()) == int(m.group(1))
+    return counts
 
 
-def test_first_crawl_noise_and_real_change(db_url: str, policy_site: PolicySite, tmp_path: Path) -> None:
-    write_sources(tmp_path / "sources.yaml", policy_site, [DOC])
+def cli_json(db_url: str, *args: str) -> Any:
+    """Run a read-only `tracker` command in this process (the crawls above are real subprocesses)."""
+    from typer.testing import CliRunner
+
+    from tracker.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"TRACKER_DATABASE_URL": db_url}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def changes(db_url: str, *args: str) -> list[dict[str, Any]]:
+    return list(cli_json(db_url, "changes", "list", "--json", *args))
+
+
+def sources(db_url: str) -> dict[str, dict[str, Any]]:
+    return {s["id"]: s for s in cli_json(db_url, "sources", "list", "--json")}
+
+
+def rows(db_url: str, table: str, **where: str) -> int:
+    """How many rows a table holds (optionally for one source)."""
+    eng = make_engine(db_url)
+    try:
+        with eng.connect() as conn:
+            q = f"select count(*) from {table}" + "".join(f" where {k} = :{k}" for k in where)
+            return int(conn.execute(sa.text(q), where).scalar_one())
+    finally:
+        eng.dispose()
+
+
+def storage(db_url: str) -> tuple[int, int, int]:
+    return rows(db_url, "snapshot"), rows(db_url, "blob"), rows(db_url, "version")
+
+
+def fixed(counts: dict[str, int], **expected: int) -> None:
+    """Every count not named is zero."""
+    want = {"new": 0, "changed": 0, "unchanged": 0, "not_modified": 0, "failed": 0} | expected
+    assert counts == want
+
+
+def test_versions_noise_and_real_changes_with_validators(db_url: str, policy_site: PolicySite,
+                                                         tmp_path: Path) -> None:
+    write_sources(tmp_path / "sources.yaml", policy_site, [REDDIT, X])
     assert run_tracker(db_url, "sources", "sync", str(tmp_path / "sources.yaml")).returncode == 0
+    policy_site.set(REDDIT, 2)
+    policy_site.set(X, 2)
 
-    first = run_tracker(db_url, "crawl")
-    assert first.returncode == 0, first.stderr
-    assert "1 new" in first.stdout
-
-    # Same version, fresh page noise, no validators sent back: still no change.
-    again = run_tracker(db_url, "crawl")
-    assert again.returncode == 0, again.stderr
-    assert "1 not modified" in again.stdout
+    # First crawl: one version each, no change.
+    fixed(crawl(db_url), new=2)
     assert changes(db_url) == []
+    assert rows(db_url, "version") == 2
+    listed = sources(db_url)
+    assert {s["last_result"] for s in listed.values()} == {"new"}
+    assert all(s["last_error"] is None and s["consecutive_failures"] == 0 for s in listed.values())
 
-    policy_site.set(DOC, 3)  # version 2 -> 3 of the fixture only touches "Enforcement"
-    policy_site.set(DOC, 2)
-    run_tracker(db_url, "crawl")
-    policy_site.set(DOC, 3)
-    moved = run_tracker(db_url, "crawl")
-    assert moved.returncode == 0, moved.stderr
-    found = changes(db_url)
-    assert len(found) == 2
-    newest = found[0]
-    assert newest["sections"] == ["Reddit Content Policy > Enforcement"]
-    assert (newest["added"], newest["removed"], newest["modified"]) == (0, 0, 3)
+    # Same versions, fresh noise: the stored validators get 304s, counted as not modified.
+    before = storage(db_url)
+    fixed(crawl(db_url), not_modified=2)
+    assert changes(db_url) == []
+    assert storage(db_url) == before
+    assert {s["last_result"] for s in sources(db_url).values()} == {"not_modified"}
+
+    # The next real version: exactly one change each, naming the headings that really changed.
+    policy_site.next(REDDIT)
+    policy_site.next(X)
+    fixed(crawl(db_url), changed=2)
+    found = {c["source_id"]: c for c in changes(db_url)}
+    assert len(changes(db_url)) == 2
+    assert found[REDDIT]["sections"] == REDDIT_2_3
+    assert (found[REDDIT]["added"], found[REDDIT]["removed"], found[REDDIT]["modified"]) == (0, 0, 3)
+    assert found[X]["sections"] == X_2_3
+    assert (found[X]["added"], found[X]["removed"], found[X]["modified"]) == (0, 0, 2)
+    assert rows(db_url, "version") == 4
+
+    # And the validators of the new version are used from then on.
+    fixed(crawl(db_url), not_modified=2)
+    assert len(changes(db_url)) == 2
+
+
+def test_noise_no_growth_and_one_change_per_version_without_validators(
+        db_url: str, policy_site_novalidators: PolicySite, tmp_path: Path) -> None:
+    site = policy_site_novalidators
+    write_sources(tmp_path / "sources.yaml", site, [REDDIT, X])
+    assert run_tracker(db_url, "sources", "sync", str(tmp_path / "sources.yaml")).returncode == 0
+    # The site really sends a different page every time, and no validators.
+    with urlopen(site.url(REDDIT), timeout=10) as a, urlopen(site.url(REDDIT), timeout=10) as b:
+        assert a.read() != b.read()
+        assert a.headers.get("ETag") is None and a.headers.get("Last-Modified") is None
+
+    fixed(crawl(db_url), new=2)
+    first = storage(db_url)
+    assert first == (2, 2, 2)
+
+    # Re-fetched and re-extracted: unchanged, and the database does not grow.
+    fixed(crawl(db_url), unchanged=2)
+    assert changes(db_url) == []
+    assert storage(db_url) == first
+    assert {s["last_result"] for s in sources(db_url).values()} == {"unchanged"}
+
+    # Replay every version of X (Reddit jumps 0 -> 2, then 2 -> 3, then stays): one change for
+    # each version whose text differs, none for the re-fetches of an unchanged one.
+    site.next(X)
+    fixed(crawl(db_url), changed=1, unchanged=1)
+    site.next(X)
+    site.set(REDDIT, 2)
+    fixed(crawl(db_url), changed=2)
+    site.next(X)
+    site.next(REDDIT)
+    fixed(crawl(db_url), changed=2)
+    before = rows(db_url, "snapshot", source_id=REDDIT), rows(db_url, "blob")
+    site.next(X)
+    fixed(crawl(db_url), changed=1, unchanged=1)
+    assert rows(db_url, "snapshot", source_id=REDDIT) == before[0]
+    assert rows(db_url, "blob") == before[1] + 1  # only X's new page
+
+    x_changes = changes(db_url, "--source", X)  # newest first
+    assert len(x_changes) == 4
+    assert x_changes[1]["sections"] == X_2_3
+    # X v1 -> v2 only changed the "Effective" date line at the top of the policy.
+    assert x_changes[2]["sections"] == ["X Privacy Policy"]
+    assert (x_changes[2]["added"], x_changes[2]["removed"], x_changes[2]["modified"]) == (0, 0, 1)
+    reddit_changes = changes(db_url, "--source", REDDIT)
+    assert len(reddit_changes) == 2
+    assert reddit_changes[0]["sections"] == REDDIT_2_3
+    assert (reddit_changes[0]["added"], reddit_changes[0]["removed"], reddit_changes[0]["modified"]) == (0, 0, 3)
+    assert rows(db_url, "version") == 2 + 4 + 2

@@ -9,6 +9,7 @@ occurrence of each error; an unchanged fetch only updates the check state.
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ KEPT_HEADERS = ("content-type", "etag", "last-modified", "content-length", "date
 
 NEW, CHANGED, UNCHANGED, NOT_MODIFIED, FAILED = "new", "changed", "unchanged", "not_modified", "failed"
 RESULTS = (NEW, CHANGED, UNCHANGED, NOT_MODIFIED, FAILED)
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass
@@ -124,7 +126,8 @@ def _headers(fetch: Fetch) -> dict[str, str]:
 def _fail(*, session: Session, source: Source, state: CheckState, fetch: Fetch, error: str,
           keep_body: bool) -> CheckOutcome:
     now = fetch.fetched_at
-    first_time = state.last_error != error or state.consecutive_failures == 0
+    # The first failure of a streak, or a different kind of error (numbers in messages vary).
+    first_time = state.consecutive_failures == 0 or _DIGITS.sub("#", state.last_error or "") != _DIGITS.sub("#", error)
     if keep_body and first_time:
         # Keep what the server sent the first time an error is seen, for inspection.
         sha = store_blob(session=session, data=fetch.body) if fetch.body else None
