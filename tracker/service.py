@@ -135,13 +135,11 @@ def crawl_env(settings: Settings) -> dict[str, str]:
 class SubprocessCrawler:
     """Runs `python -m tracker crawl ID … --quiet` and kills it on timeout or when told to abandon it."""
 
-    kill_grace = 3.0
-
     def __init__(self, settings: Settings):
         self.settings = settings
 
     def run(self, source_ids: list[str], *, timeout: float, abandon: threading.Event) -> CrawlResult:
-        """Run one crawl batch to its end, or kill it (SIGTERM, then SIGKILL) after timeout or on abandon."""
+        """Run one crawl batch to its end, or kill it after timeout or on abandon."""
         started = time.monotonic()
         with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
             proc = subprocess.Popen([sys.executable, "-m", "tracker", "crawl", *source_ids, "--quiet"],
@@ -161,16 +159,14 @@ class SubprocessCrawler:
             return CrawlResult(proc.returncode, time.monotonic() - started, out.read()[-20000:], killed)
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
-        for sig, wait in ((signal.SIGTERM, self.kill_grace), (signal.SIGKILL, 30.0)):
-            try:
-                os.killpg(proc.pid, sig)  # the crawl and anything it started
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        # SIGKILL, not SIGTERM: Scrapy's graceful stop would wait for the hung request and then
+        # record "no response" errors of its own. Each source's check commits in one transaction,
+        # so a kill at any moment leaves either the whole check or nothing.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the crawl and anything it started
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
 
 Crawler = Callable[..., CrawlResult]
