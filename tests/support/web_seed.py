@@ -5,8 +5,8 @@ a source whose scraped text is hostile."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from sqlmodel import Session
