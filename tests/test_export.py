@@ -28,8 +28,8 @@ from tracker.export import (
     ExportQuery,
     readable_reasons,
     run_export,
-    verify_export,
 )
+from tracker.export_manifest import verify_export
 from tracker.extract import Block, blocks_hash
 from tracker.mapping import MappingContext, map_change
 from tracker.models import AuditEvent, Change, Impact, Sop, Source, Team, Version

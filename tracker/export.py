@@ -4,7 +4,7 @@ Three tables, in CSV (a file per table, in a folder or a zip), JSON Lines (a fil
 XLSX (a sheet per table). Rows are read in keyset-paginated batches and streamed to disk, so an
 export of a million audit events keeps memory flat. The manifest beside the export records the
 query, row counts, the SHA-256 of every file and the audit chain head (verified before export);
-`verify_export` re-hashes the files and checks the head is still in a valid chain.
+`tracker.export_manifest.verify_export` re-hashes the files and checks the head is still in a valid chain.
 
 What the period and the filters select (README "Compliance export" says the same):
 - period: from 00:00 UTC on --from to 24:00 UTC on --to (both days included);
@@ -20,17 +20,15 @@ Filters of different kinds combine with AND; several values of one filter with O
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -39,6 +37,14 @@ from sqlmodel import Session, col, select
 import tracker
 from tracker import audit
 from tracker.db import utcnow
+from tracker.export_manifest import (
+    GENERATOR,
+    MANIFEST_VERSION,
+    ChainNotVerified,
+    ExportError,
+    keyset,
+    verify_chain,
+)
 from tracker.export_writers import (
     Column,
     ExportWriter,
@@ -46,24 +52,12 @@ from tracker.export_writers import (
     WrittenFile,
     XlsxExport,
     iso_utc,
-    sha256_file,
 )
 from tracker.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
 from tracker.workflow import is_overdue
 
-GENERATOR = "policy-tracker"
-MANIFEST_VERSION = 1
 FORMATS = ("csv", "jsonl", "xlsx")
 TABLES = ("changes", "impacts", "audit_events")
-BATCH = 5000
-
-
-class ExportError(ValueError):
-    """The export was refused; the message says why and what to do."""
-
-
-class ChainNotVerified(ExportError):
-    """The audit chain does not verify, so the export was refused."""
 
 
 CHANGE_COLUMNS: tuple[Column, ...] = (
@@ -256,18 +250,6 @@ def check_query(*, session: Session, query: ExportQuery) -> None:
         raise ExportError(f"unknown team id {query.team!r} (see the teams in your SOPs file)")
 
 
-def _keyset(session: Session, stmt: Any, key: Any, batch: int = BATCH) -> Iterator[Any]:
-    """Rows of stmt in key order, fetched batch by batch (key must be unique and first in the row)."""
-    last: Any = None
-    while True:
-        page = stmt if last is None else stmt.where(key > last)
-        rows = session.execute(page.order_by(key).limit(batch)).all()
-        if not rows:
-            return
-        yield from rows
-        last = rows[-1][0]
-
-
 # --- rows ---------------------------------------------------------------------------------------
 
 def change_url(base_url: str, change_id: int) -> str:
@@ -287,7 +269,7 @@ def change_rows(session: Session, scope: _Scope, base_url: str) -> Iterator[tupl
         .outerjoin(v_to, v_to.id == Change.to_version_id)
         .where(*scope.change_where())
     )
-    for row in _keyset(session, stmt, col(Change.id)):
+    for row in keyset(session, stmt, col(Change.id)):
         yield (*row, change_url(base_url, row[0]))
 
 
@@ -308,6 +290,13 @@ def readable_reasons(reasons: Sequence[dict[str, Any]] | None) -> str:
     return "\n".join(lines)
 
 
+class _Due(NamedTuple):
+    """What workflow.is_overdue reads of an impact (cheaper than building an Impact per row)."""
+
+    status: str
+    due_date: date | None
+
+
 def impact_rows(session: Session, scope: _Scope, base_url: str, today: date) -> Iterator[tuple[Any, ...]]:
     """The impacts table, in id order."""
     stmt = (
@@ -321,12 +310,12 @@ def impact_rows(session: Session, scope: _Scope, base_url: str, today: date) -> 
         .join(Source, Source.id == Impact.source_id)
         .where(*scope.impact_where())
     )
-    for r in _keyset(session, stmt, col(Impact.id)):
+    for r in keyset(session, stmt, col(Impact.id)):
         (iid, sop_id, title, owner, team_id, team_name, change_id, detected, source_id, source_name, reasons,
          status, assignee, due, created, updated, resolved, resolved_by, note) = r
         days = round((resolved - created).total_seconds() / 86400, 2) if resolved and created else None
         late = (resolved.astimezone(UTC).date() > due) if resolved and due else None
-        overdue_now = None if resolved else is_overdue(Impact(status=status, due_date=due), today=today)
+        overdue_now = None if resolved else is_overdue(cast(Impact, _Due(status, due)), today=today)
         yield (iid, sop_id, title, owner, team_id, team_name, change_id, detected, change_url(base_url, change_id),
                source_id, source_name, readable_reasons(reasons), reasons, status, assignee, due, created,
                updated, resolved, resolved_by, days, late, overdue_now, note)
@@ -337,7 +326,7 @@ def audit_rows(session: Session, scope: _Scope) -> Iterator[tuple[Any, ...]]:
     stmt = sa.select(AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.entity_type,
                      AuditEvent.entity_id, AuditEvent.before, AuditEvent.after, AuditEvent.prev_hash,
                      AuditEvent.hash).where(*scope.audit_where())
-    for seq, at, *rest in _keyset(session, stmt, col(AuditEvent.seq)):
+    for seq, at, *rest in keyset(session, stmt, col(AuditEvent.seq)):
         yield (seq, at, iso_utc(at), *rest)
 
 
@@ -368,7 +357,8 @@ def _prepare(target: Path, manifest: Path, is_dir: bool, force: bool) -> None:
 def _begin_snapshot(session: Session) -> None:
     # One consistent view of the database for the whole export on PostgreSQL; on every backend the
     # audit rows are bounded by the verified head, so events appended meanwhile are not exported.
-    if session.get_bind().dialect.name == "postgresql":
+    # (A caller's session that is already in a transaction keeps its own isolation.)
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
@@ -379,7 +369,7 @@ def run_export(*, session: Session, query: ExportQuery, output: Path, base_url: 
     _begin_snapshot(session)
     check_query(session=session, query=query)
     generated_at = (now or utcnow()).astimezone(UTC)
-    check = audit.verify(session)
+    check = verify_chain(session)
     warnings: list[str] = list(check.warnings)
     if not check.ok:
         message = (f"the audit chain does NOT verify: {check.problem} (event #{check.bad_seq}); "
@@ -459,98 +449,3 @@ def _manifest(*, query: ExportQuery, generated_at: datetime, base_url: str, coun
     }
 
 
-# --- verifying an export ------------------------------------------------------------------------
-
-@dataclass
-class FileCheck:
-    """One file of an export, re-hashed: ok, or what is wrong with it."""
-
-    path: str
-    ok: bool
-    problem: str | None = None
-
-
-@dataclass
-class ExportVerification:
-    """The outcome of `tracker export verify`."""
-
-    files: list[FileCheck]
-    chain_ok: bool | None  # None: not checked (no database)
-    chain_message: str
-
-    @property
-    def ok(self) -> bool:
-        return all(f.ok for f in self.files) and self.chain_ok is not False
-
-
-def load_manifest(path: Path) -> dict[str, Any]:
-    """Read a manifest, raising ExportError when it is missing or not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExportError(f"no manifest at {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{path} is not a readable JSON manifest: {exc}") from None
-    if not isinstance(data, dict) or data.get("generator", {}).get("name") != GENERATOR or "files" not in data:
-        raise ExportError(f"{path} is not a {GENERATOR} export manifest (no generator/files)")
-    return data
-
-
-def check_files(manifest: dict[str, Any], base: Path) -> list[FileCheck]:
-    """Re-hash every file (and zip member) the manifest lists."""
-    results: list[FileCheck] = []
-    for entry in manifest["files"]:
-        rel = str(entry.get("path", ""))
-        path = (base / rel).resolve()
-        if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
-            results.append(FileCheck(rel, False, "the manifest names a path outside the export folder"))
-            continue
-        if not path.is_file():
-            results.append(FileCheck(rel, False, "missing: the file is not there"))
-            continue
-        sha, size = sha256_file(path)
-        if sha != entry.get("sha256"):
-            results.append(FileCheck(rel, False, f"changed since export: SHA-256 is {sha}, the manifest says "
-                                                 f"{entry.get('sha256')} ({size} bytes, was {entry.get('bytes')})"))
-            continue
-        results.append(FileCheck(rel, True))
-        for member in entry.get("members") or []:
-            name = f"{rel}!{member['path']}"
-            try:
-                with zipfile.ZipFile(path) as zf, zf.open(member["path"]) as f:
-                    h = hashlib.sha256()
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-            except (KeyError, zipfile.BadZipFile) as exc:
-                results.append(FileCheck(name, False, f"unreadable zip member: {exc}"))
-                continue
-            good = h.hexdigest() == member.get("sha256")
-            results.append(FileCheck(name, good, None if good else "zip member changed since export"))
-    return results
-
-
-def check_chain(*, session: Session, manifest: dict[str, Any]) -> tuple[bool, str]:
-    """The recorded head must still be in the chain (same seq, same hash) and the chain must verify."""
-    recorded = manifest.get("audit_chain") or {}
-    head_seq, head_hash = recorded.get("head_seq"), recorded.get("head_hash")
-    expect = f"{head_seq}:{head_hash}" if head_seq and head_hash else None
-    result = audit.verify(session, expect_head=expect)
-    notes = "".join(f"; WARNING: {w}" for w in result.warnings)
-    if not result.ok:
-        return False, f"the audit chain in the database does not verify: {result.problem}{notes}"
-    if recorded.get("verified") is False:
-        return False, "the chain verifies now, but it did not verify when the export was taken (see the manifest)"
-    if expect is None:
-        return True, f"the chain verifies ({result.count} events); the export was taken from an empty chain{notes}"
-    return True, (f"head #{head_seq} {head_hash} is still in the chain, and the chain verifies "
-                  f"({result.count} events, head now #{result.head_seq}){notes}")
-
-
-def verify_export(*, manifest_path: Path, session: Session | None) -> ExportVerification:
-    """Re-hash an export's files and (given a session) check its chain head against the database."""
-    manifest = load_manifest(manifest_path)
-    files = check_files(manifest, manifest_path.parent)
-    if session is None:
-        return ExportVerification(files, None, "audit chain not checked (no database)")
-    ok, message = check_chain(session=session, manifest=manifest)
-    return ExportVerification(files, ok, message)

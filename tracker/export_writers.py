@@ -12,16 +12,19 @@ import csv
 import hashlib
 import io
 import json
+import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 # Text cells that a spreadsheet would run as a formula (CSV injection): prefixed with "'" in CSV.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 XLSX_MAX_CELL = 32_767
+# Control characters XML 1.0 (and so an .xlsx) cannot hold; openpyxl refuses them.
+_ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 XLSX_TRUNCATED = " …[truncated: Excel cells hold 32,767 characters; the CSV/JSONL export has it all]"
 
 
@@ -45,21 +48,32 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _lines(value: list[Any]) -> str:
+    return "\n".join(str(v) for v in value)
+
+
+def _true_false(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _date_iso(value: date) -> str:
+    return value.isoformat()
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# How each kind of value becomes text (CSV, and XLSX text cells). None always stays None.
+_TEXT: dict[str, Callable[[Any], Any]] = {
+    "datetime": iso_utc, "date": _date_iso, "bool": _true_false, "lines": _lines, "json": canonical_json,
+    "int": _same, "float": _same, "text": _same,
+}
+
+
 def _plain(value: Any, kind: str) -> Any:
     """A value as text-ish for CSV: ISO times, joined lists, JSON text; None stays None."""
-    if value is None:
-        return None
-    if kind == "datetime":
-        return iso_utc(value)
-    if kind == "date":
-        return value.isoformat()
-    if kind == "bool":
-        return "true" if value else "false"
-    if kind == "lines":
-        return "\n".join(str(v) for v in value)
-    if kind == "json":
-        return canonical_json(value)
-    return value
+    return None if value is None else _TEXT[kind](value)
 
 
 class FileHash:
@@ -154,12 +168,14 @@ class _TextTable:
             self.csv = csv.writer(self.text, lineterminator="\r\n")
             self.csv.writerow(self.names)
 
+        self.convert = [_csv_converter(k) if fmt == "csv" else _jsonl_converter(k) for k in self.kinds]
+
     def write(self, row: Sequence[Any]) -> None:
+        cells = [v if v is None else f(v) for f, v in zip(self.convert, row, strict=True)]
         if self.fmt == "csv":
-            self.csv.writerow([_csv_cell(v, k) for v, k in zip(row, self.kinds, strict=True)])
+            self.csv.writerow(cells)
         else:
-            obj = {n: _jsonl_value(v, k) for n, v, k in zip(self.names, row, self.kinds, strict=True)}
-            self.text.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.text.write(json.dumps(dict(zip(self.names, cells, strict=True)), ensure_ascii=False) + "\n")
 
     def close(self) -> None:
         self.text.flush()
@@ -167,23 +183,18 @@ class _TextTable:
         self.on_close(self)
 
 
-def _csv_cell(value: Any, kind: str) -> Any:
-    value = _plain(value, kind)
-    if kind == "text" and isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+def _defuse(value: Any) -> Any:
+    # CSV injection: a spreadsheet would run "=…", "+…", "-…", "@…" as a formula.
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
 
 
-def _jsonl_value(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    if kind == "datetime":
-        return iso_utc(value)
-    if kind == "date":
-        return value.isoformat()
-    if kind == "lines":
-        return list(value)
-    return value
+def _csv_converter(kind: str) -> Callable[[Any], Any]:
+    return _defuse if kind == "text" else _TEXT[kind]
+
+
+def _jsonl_converter(kind: str) -> Callable[[Any], Any]:
+    # JSON Lines keeps numbers, booleans, lists and objects as JSON; times and dates as ISO text.
+    return {"datetime": iso_utc, "date": _date_iso, "lines": list}.get(kind, _same)
 
 
 class TextExport:
@@ -252,21 +263,21 @@ class _Sheet:
         ws.append(header)
         self._cell = WriteOnlyCell
 
+        self.convert = [self._converter(k) for k in self.kinds]
+
     def write(self, row: Sequence[Any]) -> None:
-        self.ws.append([self._value(v, k) for v, k in zip(row, self.kinds, strict=True)])
+        self.ws.append([v if v is None else f(v) for f, v in zip(self.convert, row, strict=True)])
         self.rows += 1
 
-    def _value(self, value: Any, kind: str) -> Any:
-        if value is None:
-            return None
+    def _converter(self, kind: str) -> Callable[[Any], Any]:
         if kind == "datetime":
-            # Excel has no time zones: the cell holds the UTC wall time (column names say _utc).
-            return value.astimezone(UTC).replace(tzinfo=None)
+            return _naive_utc
         if kind in ("date", "int", "float", "bool"):
-            return value
-        text = _plain(value, kind)
-        if not isinstance(text, str):
-            return text
+            return _same
+        to_text = _TEXT[kind]
+        return lambda value: self._text(to_text(value))
+
+    def _text(self, text: str) -> Any:
         text = _xlsx_text(text)
         if text.startswith("="):
             # A string, never a formula: scraped text and notes are hostile input.
@@ -279,10 +290,14 @@ class _Sheet:
         self.ws.auto_filter.ref = f"A1:{self.last_col}{self.rows + 1}"
 
 
-def _xlsx_text(text: str) -> str:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+def _naive_utc(value: datetime) -> datetime:
+    # Excel has no time zones: the cell holds the UTC wall time (column names say _utc).
+    return value.astimezone(UTC).replace(tzinfo=None)
 
-    text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+
+def _xlsx_text(text: str) -> str:
+    if _ILLEGAL.search(text):
+        text = _ILLEGAL.sub("\ufffd", text)
     if len(text) > XLSX_MAX_CELL:
         text = text[: XLSX_MAX_CELL - len(XLSX_TRUNCATED)] + XLSX_TRUNCATED
     return text

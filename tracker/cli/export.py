@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from tracker.cli.app import app, emit_json, fail, session, settings
-from tracker.export import FORMATS, ChainNotVerified, ExportError, ExportQuery, run_export, verify_export
+from tracker.export import FORMATS, ExportQuery, run_export
+from tracker.export_manifest import ChainNotVerified, ExportError, verify_export
 
 EXIT_FAILED = 1
 
