@@ -37,8 +37,9 @@ BLOCK_TAGS = frozenset(
 )
 KIND_OF = {"li": "list_item", "dt": "term", "dd": "definition", "pre": "preformatted",
            "blockquote": "quote", "caption": "caption", "figcaption": "caption"}
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_SPACE = re.compile(r"\s+")
+_INVISIBLE_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_INVISIBLE = dict.fromkeys(map(ord, _INVISIBLE_CHARS), None)
+_HASH_JSON = json.JSONEncoder(ensure_ascii=False)
 _CHARSET_HEADER = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
 _URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.I)
 # Query parameters that identify a click or a campaign, never the page.
@@ -119,10 +120,15 @@ class Extracted:
 
 def normalise_text(text: str) -> str:
     """Collapse whitespace, drop invisible characters and tracking parameters of URLs, NFC-normalise."""
-    text = unicodedata.normalize("NFC", text.translate(_INVISIBLE))
+    # Hot path (every block of every fetched page): ASCII text has no invisible characters and
+    # is already NFC; str.split() splits on exactly the characters regex \s matches.
+    if not text.isascii():
+        if any(c in text for c in _INVISIBLE_CHARS):
+            text = text.translate(_INVISIBLE)
+        text = unicodedata.normalize("NFC", text)
     if "://" in text and "?" in text:
         text = _URL.sub(_untrack, text)
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def _untrack(m: re.Match[str]) -> str:
@@ -141,8 +147,9 @@ def _untrack(m: re.Match[str]) -> str:
 def blocks_hash(blocks: Iterable[Block]) -> str:
     """A stable hash of the extracted text: equal hashes mean no change."""
     h = hashlib.sha256()
+    encode = _HASH_JSON.encode  # what json.dumps(..., ensure_ascii=False) does, without a new encoder per block
     for b in blocks:
-        h.update(json.dumps([b.kind, b.path, b.text], ensure_ascii=False).encode())
+        h.update(encode([b.kind, b.path, b.text]).encode())
         h.update(b"\n")
     return h.hexdigest()
 
