@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import scrapy
+import scrapy.exceptions
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import (
@@ -19,6 +20,15 @@ from twisted.python.failure import Failure
 
 from tracker.db import utcnow
 from tracker.ingest import Fetch
+
+# Scrapy 2.13+ wraps Twisted's errors in its own; older versions raise Twisted's.
+_TIMEOUTS = (TimeoutError, TCPTimedOutError, *(
+    [scrapy.exceptions.DownloadTimeoutError] if hasattr(scrapy.exceptions, "DownloadTimeoutError") else []))
+_NO_HOST = (DNSLookupError, *(
+    [scrapy.exceptions.CannotResolveHostError] if hasattr(scrapy.exceptions, "CannotResolveHostError") else []))
+_REFUSED = (ConnectionRefusedError, *(
+    [scrapy.exceptions.DownloadConnectionRefusedError]
+    if hasattr(scrapy.exceptions, "DownloadConnectionRefusedError") else []))
 
 
 @dataclass
@@ -83,14 +93,14 @@ class SourceSpider(scrapy.Spider):
             yield self.fetch_from(response, error=error)
             return
         url = request.url
-        if failure.check(TimeoutError, TCPTimedOutError):
+        if failure.check(*_TIMEOUTS):
             timeout = meta.get("download_timeout")
             took = f" after {timeout:g}s" if isinstance(timeout, int | float) else ""
             error = (f"timed out{took} fetching {url}{after} (raise TRACKER_DOWNLOAD_TIMEOUT or the "
                      "source's options.timeout if the site is just slow)")
-        elif failure.check(DNSLookupError):
+        elif failure.check(*_NO_HOST):
             error = f"host not found for {url}: check the source's url"
-        elif failure.check(ConnectionRefusedError):
+        elif failure.check(*_REFUSED):
             error = f"connection refused by {url}{after}"
         elif "robots.txt" in str(failure.value):
             error = (f"{url} is disallowed by the site's robots.txt, which the tracker obeys; to fetch it "

@@ -82,5 +82,19 @@ def validate_entries(
         except ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(x) for x in err["loc"]) or "entry"
-                problems.append(f"{where}: {loc}: {err['msg']}")
+                msg = err["msg"].removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    msg = f"unknown key (known keys: {', '.join(_known_keys(model, err['loc'][:-1]))})"
+                problems.append(f"{where}: {loc}: {msg}")
     return out
+
+
+def _known_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at a place in a model (for "unknown key" errors)."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        sub = getattr(field.annotation, "model_fields", None) if field is not None else None
+        if sub is None or field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
