@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import email
+import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 from aiosmtpd.smtp import Session as SmtpSession
 from markdown_it import MarkdownIt
 from sqlmodel import Session
@@ -130,13 +133,29 @@ class SmtpSink:
         return [r.message for r in self.received if recipient in r.rcpt_tos]
 
 
-@pytest.fixture(name="smtp_sink")
-def smtp_sink_fixture() -> Iterator[SmtpSink]:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1, on a free port, in its own thread."""
-    sink = SmtpSink()
+@contextmanager
+def running_smtp(sink: SmtpSink, *, ssl_context: ssl.SSLContext | None = None, implicit_tls: bool = False,
+                 users: dict[str, str] | None = None) -> Iterator[SmtpSink]:
+    """Run aiosmtpd for `sink` on 127.0.0.1, port 0: plain, STARTTLS (ssl_context) or TLS (implicit_tls),
+    with AUTH LOGIN/PLAIN against `users` when given (required then)."""
+
+    def authenticator(server: SMTP, session: SmtpSession, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and users is not None and \
+            users.get(auth_data.login.decode()) == auth_data.password.decode()
+        return AuthResult(success=ok, handled=False)
+
+    def factory() -> SMTP:
+        return SMTP(sink, hostname="smtp.test", loop=loop,
+                    tls_context=None if implicit_tls else ssl_context,
+                    require_starttls=bool(ssl_context and not implicit_tls),
+                    authenticator=authenticator if users is not None else None,
+                    # Implicit TLS: aiosmtpd cannot tell the socket is already encrypted.
+                    auth_required=users is not None, auth_require_tls=not implicit_tls)
+
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(sink, hostname="smtp.test", loop=loop), "127.0.0.1", 0))
+    server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", 0,
+                                                        ssl=ssl_context if implicit_tls else None))
     sink.port = server.sockets[0].getsockname()[1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -151,6 +170,13 @@ def smtp_sink_fixture() -> Iterator[SmtpSink]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture(name="smtp_sink")
+def smtp_sink_fixture() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, on a free port, in its own thread."""
+    with running_smtp(SmtpSink()) as sink:
+        yield sink
 
 
 def parts(msg: EmailMessage) -> tuple[str, str]:

@@ -82,7 +82,9 @@ class DigestRun:
             parts.append(f"{len(self.previewed)} previewed")
         line = f"digest {self.run_id}: " + ", ".join(parts)
         if self.failed:
-            line += " (failed: " + "; ".join(f"{r}: {self.errors.get(r, '?')}" for r in self.failed) + ")"
+            shown = "; ".join(f"{r}: {self.errors.get(r, '?')}" for r in self.failed[:3])
+            more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
+            line += f" (failed: {shown}{more})"
         return line
 
 

@@ -39,6 +39,7 @@ class Mailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self._broken: str | None = None
 
     def __enter__(self) -> Mailer:
         return self
@@ -73,27 +74,36 @@ class Mailer:
 
     def send(self, msg: EmailMessage, *, recipient: str) -> None:
         """Deliver one message to one recipient, or raise MailError saying why."""
-        try:
-            if self._smtp is None:
+        if self._broken is not None:
+            # The server could not be reached or refused the login: fail fast, do not wait again.
+            raise MailError(f"not sent to {recipient}: {self._broken}")
+        if self._smtp is None:
+            try:
                 self._smtp = self._connect()
+            except smtplib.SMTPAuthenticationError as exc:
+                self._broken = (f"{self._where()} rejected the login of {self.settings.smtp_username!r}: "
+                                f"{exc.smtp_code} {_text(exc.smtp_error)}; "
+                                "check TRACKER_SMTP_USERNAME and TRACKER_SMTP_PASSWORD")
+                raise MailError(self._broken) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                self._broken = (f"cannot connect to {self._where()}: {exc or type(exc).__name__}; "
+                                "check TRACKER_SMTP_HOST, TRACKER_SMTP_PORT and TRACKER_SMTP_SECURITY")
+                raise MailError(self._broken) from exc
+        try:
             self._smtp.send_message(msg, from_addr=self.settings.mail_from, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             # The connection stays usable: smtplib reset the transaction.
             code, text = next(iter(exc.recipients.values()), (0, b""))
             raise MailError(f"{self._where()} refused recipient {recipient}: {code} "
                             f"{_text(text)}; check the address") from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            self.close()
-            raise MailError(f"{self._where()} rejected the login of {self.settings.smtp_username!r}: "
-                            f"{exc.smtp_code} {_text(exc.smtp_error)}; check TRACKER_SMTP_USERNAME/PASSWORD") from exc
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise MailError(f"{self._where()} refused the message to {recipient}: {exc.smtp_code} "
                             f"{_text(exc.smtp_error)}") from exc
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            raise MailError(f"cannot deliver to {recipient} via {self._where()}: {exc or type(exc).__name__}; "
-                            "check TRACKER_SMTP_HOST/PORT/SECURITY") from exc
+            # The connection broke mid-session: the next recipient reconnects.
+            raise MailError(f"cannot deliver to {recipient} via {self._where()}: {exc or type(exc).__name__}") from exc
 
     def close(self) -> None:
         """Say goodbye to the server if connected (errors while closing are ignored)."""
