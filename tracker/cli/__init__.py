@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tracker.cli import audit, changes, crawl, db, digest, export, impacts, sops, sources  # noqa: F401  (registers commands)
-from tracker.cli import run, status  # noqa: F401  (registers commands: the scheduled service)
+from tracker.cli import demo, run, status  # noqa: F401  (registers commands: the service and the demo)
 from tracker.cli import serve, users  # noqa: F401  (registers commands: the web UI)
 from tracker.cli.app import app
 
