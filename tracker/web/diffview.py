@@ -14,12 +14,29 @@ from tracker.diffing import BlockChange, Diff, diff_blocks
 from tracker.extract import Block, blocks_from_json
 from tracker.models import Version
 
+# Unchanged blocks shown next to a change, on each side; the rest of a run is folded.
+CONTEXT = 1
+
 
 @dataclass
 class ContextRun:
-    """Unchanged blocks between changes, shown collapsed."""
+    """Unchanged blocks between changes: the ones next to a change shown, the rest folded."""
 
     blocks: list[Block]
+    lead: int = 0  # shown at the start (right after a change)
+    trail: int = 0  # shown at the end (right before a change)
+
+    @property
+    def shown_before(self) -> list[Block]:
+        return self.blocks[: self.lead]
+
+    @property
+    def folded(self) -> list[Block]:
+        return self.blocks[self.lead : len(self.blocks) - self.trail]
+
+    @property
+    def shown_after(self) -> list[Block]:
+        return self.blocks[len(self.blocks) - self.trail :] if self.trail else []
 
 
 @dataclass
@@ -97,6 +114,8 @@ def build_view(diff: Diff, old: Version | None, new: Version | None) -> DiffView
             items[-1].blocks.append(item)
         else:
             items.append(ContextRun([item]))
+    for sec in sections:
+        _place_context(sec)
     parts: list[SectionView | UnchangedSections] = []
     for sec in sections:
         if sec.changed:
@@ -106,3 +125,15 @@ def build_view(diff: Diff, old: Version | None, new: Version | None) -> DiffView
         else:
             parts.append(UnchangedSections([sec]))
     return DiffView(parts, with_context)
+
+
+def _place_context(sec: SectionView) -> None:
+    """Show CONTEXT blocks on each side of a change; fold the rest (unless folding would hide only one)."""
+    for k, item in enumerate(sec.items):
+        if not isinstance(item, ContextRun):
+            continue
+        lead = CONTEXT if k > 0 and isinstance(sec.items[k - 1], BlockChange) else 0
+        trail = CONTEXT if k + 1 < len(sec.items) and isinstance(sec.items[k + 1], BlockChange) else 0
+        if len(item.blocks) <= lead + trail + 1:
+            lead, trail = len(item.blocks), 0
+        item.lead, item.trail = lead, trail

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Screenshots of the web UI for the README, taken from the running app.
+
+Seeds a demo database from the test fixtures (the real Reddit and X policy versions, SOPs watching
+them, impacts from the real mapper), starts `tracker serve` on a free port of 127.0.0.1, and has
+Debian's headless Chromium (Playwright, executable_path) capture the dashboard and a change page.
+
+Run:  .venv/bin/python bench/screenshots.py [--out docs]
+Needs: chromium (apt-get install chromium) and the test extra (pip install '.[test]').
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlmodel import col, select  # noqa: E402
+
+from tests.conftest import tracker_env  # noqa: E402
+from tests.support.web_seed import PASSWORD, USERS, add_users, seed  # noqa: E402
+from tracker.db import make_engine, session_scope, upgrade, utcnow  # noqa: E402
+from tracker.models import Impact  # noqa: E402
+from tracker.workflow import mark_impact  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def demo_database(folder: Path) -> tuple[str, int]:
+    """A seeded SQLite database with some work in progress; returns its URL and the change to show."""
+    url = f"sqlite:///{folder / 'demo.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        out = seed(s, versions=5)
+        add_users(s)
+    with session_scope(engine) as s:
+        impacts = list(s.exec(select(Impact).order_by(col(Impact.id))).all())
+        # Some work in flight, and one privacy impact past its due date.
+        for imp in impacts:
+            if imp.sop_id == "SOP-CS-014":
+                imp.due_date = utcnow().date() - timedelta(days=2)
+                s.add(imp)
+                break
+        mark_impact(session=s, impact_id=impacts[0].id or 0, by=USERS["editor"], status="needs_update",
+                    assignee="ana@example.com")
+        mark_impact(session=s, impact_id=impacts[1].id or 0, by=USERS["editor"], status="needs_update")
+        mark_impact(session=s, impact_id=impacts[1].id or 0, by=USERS["editor"], status="in_progress")
+    engine.dispose()
+    # Fixture v2 -> v3 of the Reddit guidelines: three modified blocks under "Enforcement".
+    return url, out.changes["reddit-community-guidelines"][2]
+
+
+def serve(url: str) -> tuple[subprocess.Popen[str], str]:
+    """`tracker serve` on a free port; returns the process and its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "tracker", "serve", "--port", "0", "--log-level", "warning"],
+                            env=tracker_env(url), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "tracker web UI on " in line:
+            return proc, line.split(" on ", 1)[1].split("/ ", 1)[0]
+    raise SystemExit(f"tracker serve exited ({proc.wait()}) before it listened")
+
+
+def main() -> None:
+    """Seed, serve, capture; prints where the screenshots went and how long each step took."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="folder for dashboard.png and change.png")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        url, change_id = demo_database(Path(tmp))
+        t1 = time.perf_counter()
+        proc, base = serve(url)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1360, "height": 900}, device_scale_factor=1)
+                page.goto(base + "/login")
+                page.get_by_label("Email").fill(USERS["editor"])
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Log in").click()
+                page.wait_for_selector("h1:has-text('Open impacts')")
+                t2 = time.perf_counter()
+                page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+                t3 = time.perf_counter()
+                page.goto(f"{base}/changes/{change_id}")
+                page.wait_for_selector("h2:has-text('What changed')")
+                page.screenshot(path=str(out / "change.png"), full_page=True)
+                t4 = time.perf_counter()
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    print(f"seeded demo database in {t1 - t0:.2f} s; server up and logged in after {t2 - t1:.2f} s")
+    print(f"dashboard: {out / 'dashboard.png'} ({(out / 'dashboard.png').stat().st_size // 1024} KiB, "
+          f"{t3 - t2:.2f} s)")
+    print(f"change #{change_id}: {out / 'change.png'} ({(out / 'change.png').stat().st_size // 1024} KiB, "
+          f"{t4 - t3:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
