@@ -186,7 +186,7 @@ def test_every_page_renders(client: TestClient, seeded: Seeded, engine: Engine) 
         f"/impacts/{imp.id}": [f"Impact #{imp.id}", "impact.created", "Add a note", "Reassign"],
         "/sops": ["SOP-TS-001", "Trust &amp; Safety"],
         "/sops/SOP-TS-001": ["Watches", "*Enforcement*", "Impact history", f"/impacts/{imp.id}"],
-        "/sources": ["Reddit Community Guidelines", "failing", "3 in a row", "Next due"],
+        "/sources": ["Reddit Community Guidelines", "failing", "3 in a row", "Next run", "due by schedule"],
         "/audit": ["Chain verified", "impact.created", "user.added"],
         "/users": [USERS["viewer"], "Add a user"],
         "/logout": ["Log out"],

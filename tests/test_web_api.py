@@ -155,3 +155,20 @@ def test_users_cli(db_url: str) -> None:
         assert user is not None and user.password_hash.startswith("$argon2id$")
         assert "a long password" not in user.password_hash
     eng.dispose()
+
+
+def test_sources_show_the_schedulers_stored_next_run(api: TestClient, engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    from tracker.models import APSCHEDULER_JOBS
+
+    when = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(APSCHEDULER_JOBS.insert().values(id="source:x-privacy-policy", next_run_time=when.timestamp(),
+                                                      job_state=b"opaque"))
+    login(api, "viewer")
+    by_id = {s["id"]: s for s in api.get("/api/sources").json()}
+    assert by_id["x-privacy-policy"]["next_run"] == "2031-01-02T03:04:05Z"
+    assert by_id["reddit-community-guidelines"]["next_run"] is None
+    page = api.get("/sources").text
+    assert "2031-01-02 03:04 UTC" in page and "scheduled" in page and "due by schedule" in page

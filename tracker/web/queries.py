@@ -211,6 +211,8 @@ class SourceHealth:
     source: Source
     state: CheckState | None
     next_due: datetime | None
+    # The scheduler's stored next run (tracker run), when one is stored; next_due is the schedule's estimate.
+    next_run: datetime | None = None
 
     @property
     def healthy(self) -> bool:
@@ -232,6 +234,7 @@ class SourceHealth:
             "error_since": st.error_since if st else None,
             "consecutive_failures": st.consecutive_failures if st else 0,
             "next_due": self.next_due,
+            "next_run": self.next_run,
             "healthy": self.healthy,
         }
 
@@ -258,7 +261,11 @@ def source_health(session: Session, *, default_schedule: str) -> list[SourceHeal
     """Every source with its check state and when it is next due by its schedule."""
     sources = list(session.exec(select(Source).order_by(col(Source.enabled).desc(), col(Source.name))).all())
     states = {s.source_id: s for s in session.exec(select(CheckState)).all()}
-    return [SourceHealth(s, states.get(s.id), _next_due(s, states.get(s.id), default_schedule)) for s in sources]
+    from tracker.scheduler import next_source_runs
+
+    scheduled = next_source_runs(session=session)
+    return [SourceHealth(s, states.get(s.id), _next_due(s, states.get(s.id), default_schedule), scheduled.get(s.id))
+            for s in sources]
 
 
 def audit_page(session: Session, *, before: int | None = None, limit: int = 100, entity: str = "") -> list[AuditEvent]:
