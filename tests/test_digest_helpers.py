@@ -214,7 +214,9 @@ def test_excerpt_of_added_and_removed_blocks_is_clipped() -> None:
 
 def test_reasons_read_as_sentences() -> None:
     assert describe_reason({"watch": 0, "source": "x", "sections": ["A > B"], "keywords": ["ban"]}) == \
-        "section A > B and keywords ban"
+        'section A > B and keywords "ban"'
+    assert describe_reason({"watch": 1, "source": "x", "sections": ["A > Enforcement"], "globs": ["*> Enforcement"]}) \
+        == 'section A > Enforcement (watching "*> Enforcement")'
     assert describe_reason({"watch": 1, "source": "x"}) == "watches every change to this source"
 
 

@@ -191,11 +191,14 @@ def describe_reason(reason: dict[str, Any]) -> str:
     """One line saying why a watch matched a change."""
     parts: list[str] = []
     if reason.get("sections"):
-        parts.append("section " + "; ".join(str(s) for s in reason["sections"]))
+        text = "section " + "; ".join(str(s) for s in reason["sections"])
+        if reason.get("globs"):
+            text += " (watching " + ", ".join(f'"{g}"' for g in reason["globs"]) + ")"
+        parts.append(text)
     if reason.get("keywords"):
-        parts.append("keywords " + ", ".join(str(k) for k in reason["keywords"]))
+        parts.append("keywords " + ", ".join(f'"{k}"' for k in reason["keywords"]))
     for key, value in reason.items():
-        if key in ("sections", "keywords", "watch", "source") or value in (None, "", [], {}):
+        if key in ("sections", "keywords", "globs", "watch", "source") or value in (None, "", [], {}):
             continue
         parts.append(f"{key} {value}")
     return " and ".join(parts) if parts else "watches every change to this source"
