@@ -249,3 +249,15 @@ def test_smtp_unreachable_fails_every_recipient_but_records_them(db_url: str, en
     assert port and smtp_sink.received == []
     ok = run_tracker(db_url, "digest", "--send", **env(smtp_sink))
     assert ok.returncode == 0 and "5 sent" in ok.stdout
+
+
+def test_empty_digests_only_when_configured(db_url: str, engine: Engine, smtp_sink: SmtpSink) -> None:
+    build_world(engine)
+    assert run_tracker(db_url, "digest", "--send", **env(smtp_sink)).returncode == 0
+    count = len(smtp_sink.received)
+    out = run_tracker(db_url, "digest", "--send", "--to", ALICE, **env(smtp_sink, TRACKER_DIGEST_SEND_EMPTY="true"))
+    assert out.returncode == 0 and "1 sent" in out.stdout
+    (msg,) = [r.message for r in smtp_sink.received[count:]]
+    text, html = parts(msg)
+    assert msg["Subject"] == "[Policy tracker] nothing new"
+    assert "Nothing new since your last digest" in text and "Nothing new since your last digest" in html
