@@ -8,9 +8,8 @@ from typing import Any
 
 import typer
 
-from tracker.audit import iter_events, parse_expected_head, verify
+from tracker.audit import StoredEvent, iter_events, parse_expected_head, verify
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
-from tracker.models import AuditEvent
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -18,7 +17,7 @@ app.add_typer(audit_app, name="audit")
 EXIT_BROKEN = 1  # `tracker audit verify`: the chain is broken (tampering) or the recorded head is gone
 
 
-def event_json(ev: AuditEvent) -> dict[str, Any]:
+def event_json(ev: StoredEvent) -> dict[str, Any]:
     """The JSON form of an event: every field the hash covers, plus its id and hash."""
     return {"seq": ev.seq, "id": ev.id, "at": ev.at.isoformat(timespec="microseconds"), "actor": ev.actor,
             "action": ev.action, "entity_type": ev.entity_type, "entity_id": ev.entity_id,
