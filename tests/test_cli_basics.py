@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
 from sqlalchemy.engine import Engine
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.conftest import FIXTURES, run_tracker
 from tests.support.policy_site import Document, page
