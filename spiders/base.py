@@ -102,6 +102,9 @@ class SourceSpider(scrapy.Spider):
             error = f"host not found for {url}: check the source's url"
         elif failure.check(*_REFUSED):
             error = f"connection refused by {url}{after}"
+        elif "download max size" in str(failure.value) or "maxsize" in str(failure.value):
+            error = (f"{url} is larger than TRACKER_MAX_PAGE_BYTES allows ({failure.value}); raise the limit "
+                     "if the page is legitimate")
         elif "robots.txt" in str(failure.value):
             error = (f"{url} is disallowed by the site's robots.txt, which the tracker obeys; to fetch it "
                      "anyway set `options: {obey_robots: false}` on the source (or TRACKER_OBEY_ROBOTS=false)")

@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from spiders import SPIDERS
 from spiders.base import SourceRequest
 from tracker.config import Settings
 from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, latest_version, record_check
-from tracker.models import CheckState, Source
+from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, record_check
+from tracker.models import CheckState, Source, Version
 
 
 class UnknownSources(Exception):
@@ -50,7 +50,8 @@ def select_sources(session: Session, source_ids: Sequence[str] | None) -> list[S
     if missing:
         problems.append(f"unknown source id(s): {', '.join(missing)} (see `tracker sources list`)")
     if disabled:
-        problems.append(f"disabled source(s): {', '.join(disabled)} (no longer in the sources file)")
+        problems.append(f"disabled source(s): {', '.join(disabled)} (removed from the sources file or "
+                        "`enabled: false` there; sync the file to enable them again)")
     if problems:
         raise UnknownSources("; ".join(problems))
     return [rows[i] for i in dict.fromkeys(source_ids)]
@@ -61,9 +62,20 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
     """Spider inputs grouped by kind, and per-host slot settings from per-source options."""
     by_kind: dict[str, list[SourceRequest]] = {}
     slots: dict[str, dict[str, float]] = {}
+    # Check states and which sources have a baseline, a few queries for all sources rather than
+    # two per source (and without loading every baseline's blocks just to see that it exists).
+    states: dict[str, CheckState] = {}
+    with_baseline: set[str] = set()
+    ids = [src.id for src in sources]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        states.update((st.source_id, st) for st in session.exec(
+            select(CheckState).where(col(CheckState.source_id).in_(chunk))))
+        with_baseline.update(session.exec(
+            select(Version.source_id).where(col(Version.source_id).in_(chunk)).distinct()))
     for src in sources:
-        state = session.get(CheckState, src.id)
-        has_baseline = latest_version(session=session, source_id=src.id) is not None
+        state = states.get(src.id)
+        has_baseline = src.id in with_baseline
         opts = src.options or {}
         host = urlparse(src.url).netloc
         if "download_delay" in opts or "concurrency" in opts:
@@ -110,12 +122,30 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "spiders.middlewares.BackoffRetryMiddleware": 550,
+            # Off by the settings below anyway (COOKIES_ENABLED, HTTPCACHE_ENABLED, METAREFRESH_ENABLED).
+            "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+            "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
+            "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
         },
         "ITEM_PIPELINES": {"spiders.pipelines.RecordPipeline": 300},
+        # A response yields exactly one item; Scrapy would start this many tasks per response.
+        "CONCURRENT_ITEMS": 1,
         "TRACKER_DATABASE_URL": settings.database_url,
         "TRACKER_ON_CHANGE": on_change,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
+        # Scrapy 2.19 starts an HTTP server that runs Python code sent to it (remote control);
+        # the tracker never uses it. Left out with the other unused parts, which also spares
+        # every crawl their imports (aiohttp, tldextract, twisted.conch).
+        "REMOTE_CONTROL_ENABLED": False,
+        "EXTENSIONS": {
+            "scrapy.extensions.remote_control.RemoteControl": None,
+            "scrapy.extensions.telnet.TelnetConsole": None,
+            "scrapy.extensions.memdebug.MemoryDebugger": None,
+            "scrapy.extensions.feedexport.FeedExporter": None,
+            "scrapy.extensions.spiderstate.SpiderState": None,
+            "scrapy.extensions.throttle.AutoThrottle": None,
+        },
         "LOG_LEVEL": settings.crawl_log_level,
         "HTTPCACHE_ENABLED": False,
         "REDIRECT_ENABLED": True,

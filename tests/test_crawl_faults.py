@@ -17,7 +17,8 @@ from sqlmodel import col, select
 from tests.conftest import FIXTURES, PolicySite, run_tracker, serve_policy_site, write_sources
 from tests.test_crawl_e2e import REDDIT_2_3, changes, crawl, fixed, rows, sources
 from tracker.db import make_engine, session_scope
-from tracker.models import CheckState, Snapshot
+from tracker.ingest import Fetch, record_check
+from tracker.models import CheckState, Snapshot, Source
 from tracker.sources import SourceSpec, sync_sources
 
 # Each fault mode of the policy site, and what the recorded error must say.
@@ -141,6 +142,8 @@ class RobotsSite:
                     body, ctype = b"User-agent: *\nDisallow: /private/\n", "text/plain"
                 else:
                     body, ctype = PAGE % self.path.encode(), "text/html; charset=utf-8"
+                    if "big" in self.path:
+                        body = body.replace(b"</p>", b"x" * 10_000 + b"</p>")
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -171,13 +174,14 @@ def test_robots_txt_is_obeyed_per_source(db_url: str, robots_site: RobotsSite, t
         {"id": "private", "url": f"{base}/private/terms"},
         {"id": "private-allowed", "url": f"{base}/private/allowed", "options": {"obey_robots": False}},
         {"id": "private-strict", "url": f"{base}/private/strict", "options": {"obey_robots": True}},
+        {"id": "too-big", "url": f"{base}/public/big"},  # beyond TRACKER_MAX_PAGE_BYTES below
     ]
     doc = {"sources": [{"name": e["id"], "select": ["article.policy"], **e} for e in entries]}
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump(doc))
     assert run_tracker(db_url, "sources", "sync", str(tmp_path / "sources.yaml")).returncode == 0
 
     # Obeyed by default: the disallowed pages are never requested, and that is a clear error.
-    fixed(crawl(db_url, expect=3), new=2, failed=2)
+    fixed(crawl(db_url, expect=3, TRACKER_MAX_PAGE_BYTES="4096"), new=2, failed=3)
     assert "/robots.txt" in robots_site.requested
     assert "/private/terms" not in robots_site.requested
     assert "/private/strict" not in robots_site.requested
@@ -190,10 +194,12 @@ def test_robots_txt_is_obeyed_per_source(db_url: str, robots_site: RobotsSite, t
         assert listed[blocked]["consecutive_failures"] == 1
         assert rows(db_url, "version", source_id=blocked) == 0
     assert listed["private-allowed"]["last_result"] == "new"
+    assert listed["too-big"]["last_error"].startswith(f"{base}/public/big is larger than TRACKER_MAX_PAGE_BYTES")
 
     # Off globally: a source that says obey_robots: true still obeys.
     robots_site.requested.clear()
-    fixed(crawl(db_url, expect=3, TRACKER_OBEY_ROBOTS="false"), new=1, unchanged=2, failed=1)
+    fixed(crawl(db_url, "public", "private", "private-allowed", "private-strict", expect=3,
+                TRACKER_OBEY_ROBOTS="false"), new=1, unchanged=2, failed=1)
     assert "/private/terms" in robots_site.requested
     assert "/private/strict" not in robots_site.requested
     listed = sources(db_url)
@@ -222,4 +228,17 @@ def test_a_source_lost_by_the_crawl_is_recorded_as_failed(db_url: str) -> None:
     (gone,) = record_lost(database_url=db_url, source_ids=["no-such-source"])
     assert gone.result == "failed" and "vanished" in (gone.error or "")
     assert record_lost(database_url=db_url, source_ids=[]) == []
+    eng.dispose()
+
+
+def test_a_304_without_a_stored_version_is_an_error(db_url: str) -> None:
+    spec = SourceSpec(id="odd", name="Odd", url="http://127.0.0.1:9/terms", select=["article"])
+    eng = make_engine(db_url)
+    with session_scope(eng) as s:
+        sync_sources(session=s, specs=[spec])
+    with session_scope(eng) as s:
+        source = s.get(Source, "odd")
+        assert source is not None
+        outcome = record_check(session=s, source=source, fetch=Fetch(source_id="odd", url=source.url, status=304))
+    assert outcome.result == "failed" and "no version is stored yet" in (outcome.error or "")
     eng.dispose()

@@ -172,6 +172,11 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
         return _fail(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
                      keep_body=bool(fetch.body))
     if fetch.not_modified:
+        if latest_version(session=session, source_id=source.id) is None:
+            # Only a request carrying validators may be answered 304, and those need a baseline.
+            return _fail(session=session, source=source, state=state, fetch=fetch, keep_body=False,
+                         error=f"HTTP 304 (not modified) from {fetch.final_url or fetch.url} although no "
+                               "version is stored yet: the server answers 304 to unconditional requests")
         _succeed(state, fetch, NOT_MODIFIED)
         return CheckOutcome(source.id, NOT_MODIFIED)
     if fetch.status is not None and not 200 <= fetch.status < 300:
