@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import apscheduler.schedulers.base as aps_base
 import pytest
 import yaml
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from sqlalchemy.engine import Engine
 
 from tests.conftest import run_tracker
@@ -255,15 +255,17 @@ def test_digest_job_fires_at_local_time_across_dst(db_url: str, fake_clock: Fake
 
     def digest(*, engine: Engine, settings: Settings, now: datetime) -> str:
         ran.append(now)
-        fired.set()
         return "1 digest"
 
     fake_clock.now = datetime(2027, 3, 27, 7, 30, tzinfo=UTC)  # Saturday 07:30 GMT, after today's digest
     svc = Service(settings=settings_for(db_url, timezone="Europe/Dublin", digest_at="07:00"),
                   crawler=RecordingCrawler(), digest_runner=digest, clock=fake_clock)
-    svc.start()
+    svc.start(paused=True)
     services.append(svc)
     assert svc.scheduler is not None
+    # "Fired" once the whole job is over (APScheduler would skip a round while it still runs).
+    svc.scheduler.add_listener(lambda e: fired.set() if e.job_id == DIGEST_JOB else None, EVENT_JOB_EXECUTED)
+    svc.scheduler.resume()
 
     def step(at: datetime) -> None:
         fired.clear()
@@ -294,7 +296,7 @@ def test_digest_job_fires_at_local_time_across_dst(db_url: str, fake_clock: Fake
 def svc_session(svc: Service) -> Any:
     from sqlmodel import Session
 
-    return Session(svc.engine)
+    return Session(svc.db)
 
 
 def test_spread_offsets_separate_one_hosts_sources() -> None:
@@ -307,3 +309,16 @@ def test_spread_offsets_separate_one_hosts_sources() -> None:
     same = sorted(offsets[f"s{i}"] for i in range(5))
     assert all(b - a == pytest.approx(60, abs=0.01) for a, b in zip(same, same[1:], strict=False))
     assert 0 <= offsets["other"] <= 5  # at most half of a 10 s interval
+
+
+def test_a_batch_skips_sources_disabled_since_their_job_fired(db_url: str, engine: Engine,
+                                                              services: list[Service]) -> None:
+    with session_scope(engine) as s:
+        sync_sources(session=s, specs=[SourceSpec(**src("alpha")), SourceSpec(**src("beta"))])
+    crawler = RecordingCrawler()
+    svc = start(services, settings_for(db_url), crawler=crawler)
+    with session_scope(engine) as s:
+        sync_sources(session=s, specs=[SourceSpec(**src("alpha"))])  # beta removed from the file
+    svc.run_batch(["alpha", "beta"])
+    svc.run_batch(["beta"])
+    assert crawler.batches == [["alpha"]]

@@ -130,7 +130,7 @@ def run_demo(*, directory: Path | None = None, port: int = 0, echo: Echo = print
     if db.exists():
         raise DemoError(f"{db} already exists: give an empty folder with --dir, or delete that one")
     database_url = f"sqlite:///{db}"
-    settings = Settings(database_url=database_url, download_delay=0, digest_send_empty=True)
+    settings = Settings(database_url=database_url, download_delay=0, digest_send_empty=True)  # type: ignore[call-arg]
 
     echo(f"Policy tracker demo in {directory}")
     echo("  1. creating the database")

@@ -76,7 +76,7 @@ def digest_due() -> None:
     _handler.on_digest_due()
 
 
-class ShiftedTrigger(BaseTrigger):
+class ShiftedTrigger(BaseTrigger):  # type: ignore[misc]
     """Another trigger's fire times moved later by a fixed number of seconds (spreads one host's sources)."""
 
     def __init__(self, inner: BaseTrigger, shift_seconds: float):

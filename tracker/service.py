@@ -219,10 +219,11 @@ class Service:
 
     def __post_init__(self) -> None:
         self._own_engine = self.engine is None
-        self.engine = self.engine or make_engine(self.settings.database_url)
+        self.db: Engine = self.engine or make_engine(self.settings.database_url)
+        self.engine = self.db
         self.crawler = self.crawler or SubprocessCrawler(self.settings)
         self.digest_runner = self.digest_runner or run_digest_job
-        self.lock: SchedulerLock = scheduler_lock(self.engine)
+        self.lock: SchedulerLock = scheduler_lock(self.db)
         self.scheduler: BackgroundScheduler | None = None
         self.files = [FileWatch(Path(p), kind) for p, kind in
                       ((self.settings.sources_file, "sources"), (self.settings.sops_file, "sops")) if p]
@@ -247,7 +248,7 @@ class Service:
             for watch in self.files:
                 self._sync_file(watch, initial=True)
             self.scheduler = BackgroundScheduler(
-                jobstores={"default": SQLAlchemyJobStore(engine=self.engine)},
+                jobstores={"default": SQLAlchemyJobStore(engine=self.db)},
                 executors={"default": ThreadPoolExecutor(4)},
                 job_defaults=sched.job_store_kwargs(), timezone=sched.timezone_of(self.settings))
             sched.set_handler(self)
@@ -285,7 +286,7 @@ class Service:
     def _busy_message(self, exc: Exception) -> str:
         holder = ""
         try:
-            with Session(self.engine) as s:
+            with Session(self.db) as s:
                 st = s.get(SchedulerState, 1)
             if st is not None and st.stopped_at is None:
                 age = (self.clock() - st.heartbeat_at).total_seconds()
@@ -334,9 +335,9 @@ class Service:
     def refresh(self, *, force: bool = False) -> sched.ReconcileReport | None:
         """Reconcile the jobs with the sources when the source rows changed (or when forced)."""
         assert self.scheduler is not None
-        with Session(self.engine) as s:
-            rows = s.exec(select(Source.id, Source.enabled, Source.updated_at, Source.schedule, Source.url)).all()
-            fingerprint = hashlib.sha256(repr(sorted(rows)).encode()).hexdigest()
+        with Session(self.db) as s:
+            rows = sorted((r.id, r.enabled, r.updated_at, r.schedule, r.url) for r in s.exec(select(Source)).all())
+            fingerprint = hashlib.sha256(repr(rows).encode()).hexdigest()
             if not force and fingerprint == self._db_fingerprint:
                 return None
             checked = s.exec(select(CheckState.source_id).where(col(CheckState.last_checked_at).is_not(None))).all()
@@ -373,21 +374,21 @@ class Service:
 
         if watch.kind == "sources":
             specs = load_sources_file(watch.path)
-            with session_scope(self.engine) as s:
+            with session_scope(self.db) as s:
                 kwargs: dict[str, Any] = {"session": s, "specs": specs}
                 if "actor" in inspect.signature(sync_sources).parameters:
                     kwargs["actor"] = "system"
                 return sync_sources(**kwargs).summary()
         from tracker.sops import load_sops_file, sync_sops  # imported late: SOPs are optional here
 
-        with session_scope(self.engine) as s:
+        with session_scope(self.db) as s:
             known = s.exec(select(Source.id)).all()
             sop_file = load_sops_file(watch.path, known_sources=known)
             return str(sync_sops(session=s, sop_file=sop_file, actor="system").summary())
 
     def _write_state(self, *, started: bool = False, stopped: str | None = None) -> None:
         now = self.clock()
-        with session_scope(self.engine) as s:
+        with session_scope(self.db) as s:
             st = s.get(SchedulerState, 1)
             if st is None:
                 st = SchedulerState(id=1, instance=self.instance, host=socket.gethostname(), pid=os.getpid())
@@ -421,7 +422,7 @@ class Service:
         run = self._job_run_start("digest", [])
         try:
             assert self.digest_runner is not None
-            summary = self.digest_runner(engine=self.engine, settings=self.settings, now=started)
+            summary = self.digest_runner(engine=self.db, settings=self.settings, now=started)
             result, detail = "ok", {"summary": summary}
         except ImportError as exc:
             result, detail = "skipped", {"error": f"the digest is not available: {exc}"}
@@ -454,6 +455,14 @@ class Service:
 
     def run_batch(self, source_ids: list[str]) -> CrawlResult:
         """Check these sources in one crawl subprocess; record a kill or crash on the sources it left unchecked."""
+        with Session(self.db) as s:
+            enabled = set(s.exec(select(Source.id).where(col(Source.id).in_(source_ids), Source.enabled == True)).all())  # noqa: E712
+        if dropped := [sid for sid in source_ids if sid not in enabled]:
+            # Disabled or removed since their job fired: `tracker crawl` would refuse the whole batch.
+            event("crawl.dropped", sources=dropped, reason="no longer an enabled source")
+            source_ids = [sid for sid in source_ids if sid in enabled]
+            if not source_ids:
+                return CrawlResult(exit_code=None, seconds=0.0, output="nothing to check")
         started = self.clock()
         run = self._job_run_start("crawl", source_ids)
         event("crawl.started", sources=source_ids, job_run=run)
@@ -485,21 +494,21 @@ class Service:
         return result
 
     def _unchecked(self, source_ids: list[str], *, since: datetime) -> list[str]:
-        with Session(self.engine) as s:
+        with Session(self.db) as s:
             done = set(s.exec(select(CheckState.source_id).where(
                 col(CheckState.source_id).in_(source_ids), col(CheckState.last_checked_at) >= since)).all())
         return [sid for sid in source_ids if sid not in done]
 
     def _record_errors(self, source_ids: list[str], error: str) -> None:
         for sid in source_ids:
-            with session_scope(self.engine) as s:
+            with session_scope(self.db) as s:
                 source = s.get(Source, sid)
                 if source is not None:
                     record_check(session=s, source=source, fetch=Fetch(source_id=sid, url=source.url, error=error,
                                                                         fetched_at=self.clock()))
 
     def _job_run_start(self, kind: str, sources: list[str]) -> int:
-        with session_scope(self.engine) as s:
+        with session_scope(self.db) as s:
             run = JobRun(kind=kind, sources=sources, started_at=self.clock())
             s.add(run)
             s.flush()
@@ -507,7 +516,7 @@ class Service:
             return run.id
 
     def _job_run_finish(self, run_id: int, result: str, detail: dict[str, Any]) -> None:
-        with session_scope(self.engine) as s:
+        with session_scope(self.db) as s:
             run = s.get(JobRun, run_id)
             if run is not None:
                 run.finished_at, run.result, run.detail = self.clock(), result, detail
@@ -550,8 +559,8 @@ class Service:
             self._write_state(stopped=reason)
         finally:
             self.lock.release()
-            if self._own_engine and self.engine is not None:
-                self.engine.dispose()
+            if self._own_engine:
+                self.db.dispose()
         event("service.stopped", reason=reason, rescheduled=sorted(set(leftover)))
 
 
