@@ -408,3 +408,21 @@ def test_hostile_scraped_text_renders_inert(client: TestClient, seeded: Seeded, 
         assert 'href="javascript:' not in html, path
         # The only scripts and images a page may load are its own: none are inline.
         assert "<script" not in html.replace("&lt;script", ""), path
+
+
+def test_password_change_or_disabling_ends_sessions(client: TestClient, engine: Engine) -> None:
+    login(client, "editor")
+    with session_scope(engine) as s:
+        tracker.users.set_password(session=s, email=USERS["editor"], password="a brand new one", by="boss@example.com")
+    assert client.get("/").status_code == 303
+    r = client.post("/login", data={"email": USERS["editor"], "password": "a brand new one",
+                                    "csrf_token": login_token(client)})
+    assert r.status_code == 303
+    with session_scope(engine) as s:
+        tracker.users.set_enabled(session=s, email=USERS["editor"], enabled=False, by="boss@example.com")
+    assert client.get("/").status_code == 303
+    r = client.post("/login", data={"email": USERS["editor"], "password": "a brand new one",
+                                    "csrf_token": login_token(client)})
+    assert r.status_code == 401
+    assert [e.action for e in events(engine) if e.entity_type == "user"][-2:] == ["user.password", "user.disabled"]
+    assert all("brand new" not in str(e.after) for e in events(engine))

@@ -140,12 +140,21 @@ def test_users_cli(db_url: str) -> None:
     assert no_tty.returncode == 2 and "--password-stdin" in no_tty.stderr
     role = run_tracker(db_url, "users", "role", "lead@example.com", "editor", "--by", "boss@example.com")
     assert role.returncode == 0, role.stderr
+    assert run_tracker(db_url, "users", "password", "lead@example.com", "--password-stdin",
+                       input="another long one\n").returncode == 0
+    assert run_tracker(db_url, "users", "disable", "lead@example.com").returncode == 0
+    missing = run_tracker(db_url, "users", "disable", "nobody@example.com")
+    assert missing.returncode == 2 and "no user nobody@example.com" in missing.stderr
+    assert json.loads(run_tracker(db_url, "users", "list", "--json").stdout)[0]["enabled"] is False
+    assert run_tracker(db_url, "users", "enable", "lead@example.com").returncode == 0
     listed = json.loads(run_tracker(db_url, "users", "list", "--json").stdout)
     assert [(u["email"], u["role"]) for u in listed] == [("lead@example.com", "editor")]
     log = json.loads(run_tracker(db_url, "audit", "log", "--json").stdout)
     actions = [(e["action"], e["actor"], e["entity_id"]) for e in log]
     assert ("user.added", "system", "lead@example.com") in actions
     assert ("user.role", "boss@example.com", "lead@example.com") in actions
+    assert [a for a, _, who in actions if who == "lead@example.com" and a in (
+        "user.password", "user.disabled", "user.enabled")] == ["user.enabled", "user.disabled", "user.password"]
     # The password is stored as an argon2 hash, never as given.
     from tracker.db import make_engine
 

@@ -147,3 +147,37 @@ def session_signing_key(*, session: Session) -> str:
             raise
         return row.value
     return value
+
+
+def set_password(*, session: Session, email: str, password: str, by: str = SYSTEM) -> User:
+    """Give a user a new password (audited as user.password, without the hash); their sessions end."""
+    user = get_user(session=session, email=email)
+    if user is None:
+        raise UserError(f"no user {normalise_email(email)}; add one with `tracker users add EMAIL --role ROLE`")
+    user.password_hash, user.updated_at = hash_password(password), utcnow()
+    session.add(user)
+    session.flush()
+    append_event(session=session, actor=by, action="user.password", entity_type="user", entity_id=user.email)
+    return user
+
+
+def set_enabled(*, session: Session, email: str, enabled: bool, by: str = SYSTEM) -> User:
+    """Disable a user (they can no longer log in; their sessions end) or enable them again (audited)."""
+    user = get_user(session=session, email=email)
+    if user is None:
+        raise UserError(f"no user {normalise_email(email)}; see `tracker users list`")
+    if user.enabled == enabled:
+        return user
+    user.enabled, user.updated_at = enabled, utcnow()
+    session.add(user)
+    session.flush()
+    append_event(
+        session=session,
+        actor=by,
+        action="user.enabled" if enabled else "user.disabled",
+        entity_type="user",
+        entity_id=user.email,
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+    )
+    return user

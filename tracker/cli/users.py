@@ -7,7 +7,7 @@ import sys
 import typer
 
 from tracker.cli.app import app, emit_json, fail, iso, session
-from tracker.users import ROLES, UserError, add_user, list_users, set_role
+from tracker.users import ROLES, UserError, add_user, list_users, set_enabled, set_password, set_role
 
 users_app = typer.Typer(help="Web UI users and their roles (viewer, editor, admin).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -60,6 +60,51 @@ def users_role(
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"{user.email} is now {user.role}")
+
+
+@users_app.command("password")
+def users_password(
+    email: str = typer.Argument(..., help="the user's email address"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the password from the first line of stdin"
+    ),
+    by: str = typer.Option("system", "--by", help="who is resetting the password (audit actor)"),
+) -> None:
+    """Set a user's password (prompted, or --password-stdin); their open sessions stop working."""
+    password = _password(password_stdin)
+    try:
+        with session() as s:
+            user = set_password(session=s, email=email, password=password, by=by)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"password of {user.email} changed")
+
+
+@users_app.command("disable")
+def users_disable(
+    email: str = typer.Argument(..., help="the user's email address"),
+    by: str = typer.Option("system", "--by", help="who is disabling the user (audit actor)"),
+) -> None:
+    """Stop a user from logging in (their open sessions stop working too)."""
+    _enable(email, False, by)
+
+
+@users_app.command("enable")
+def users_enable(
+    email: str = typer.Argument(..., help="the user's email address"),
+    by: str = typer.Option("system", "--by", help="who is enabling the user (audit actor)"),
+) -> None:
+    """Let a disabled user log in again."""
+    _enable(email, True, by)
+
+
+def _enable(email: str, enabled: bool, by: str) -> None:
+    try:
+        with session() as s:
+            user = set_enabled(session=s, email=email, enabled=enabled, by=by)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"{user.email} is {'enabled' if user.enabled else 'disabled'}")
 
 
 @users_app.command("list")
