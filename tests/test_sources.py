@@ -246,3 +246,9 @@ def test_an_unknown_option_names_the_known_ones(tmp_path: Path) -> None:
     assert "line 2 (source a): options.delay: unknown key (known keys: download_delay, concurrency, timeout, " \
            "headers, obey_robots)" in found
     assert any(p.startswith("line 2 (source a): options.timeout: Input should be greater than 0") for p in found)
+
+
+def test_duplicate_keys_are_errors_not_silently_the_last_value(tmp_path: Path) -> None:
+    text = ("sources:\n  - id: a\n    name: A\n    url: https://example.com/old\n"
+            "    url: https://example.com/new\n    select: [main]\n")
+    assert problems(write(tmp_path, text)) == ["line 5: duplicate key `url` (first on line 4)"]

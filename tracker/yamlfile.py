@@ -19,10 +19,20 @@ class RegistryError(Exception):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that records each mapping's line as the key '__line__'."""
+    """A SafeLoader that records each mapping's line as the key '__line__', and duplicate keys."""
+
+    duplicates: list[str]
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = getattr(key_node, "value", None)
+        line = key_node.start_mark.line + 1
+        if isinstance(key, str) and key in seen:
+            # YAML would silently keep the last value: say so instead.
+            loader.duplicates.append(f"line {line}: duplicate key `{key}` (first on line {seen[key]})")
+        seen.setdefault(key, line)
     mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
@@ -38,12 +48,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise RegistryError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    loader = _LineLoader(text)
+    loader.duplicates = []
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506  (a SafeLoader subclass)
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise RegistryError(str(path), [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise RegistryError(str(path), loader.duplicates)
     if data is None:
         data = {"__line__": 1}
     if not isinstance(data, dict):
