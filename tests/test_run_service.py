@@ -264,3 +264,73 @@ def test_a_crashing_crawl_is_recorded(db_url: str, engine: Engine, tmp_path: Pat
         assert state.last_error is not None and "crashed (exit code -11)" in state.last_error
         assert "Segmentation fault" in state.last_error
     assert os.getpid()  # the test process (the "service") is alive and well
+
+
+KILLED_MID_CHECK = """
+import sys, time
+from pathlib import Path
+from tracker.db import make_engine, session_scope
+from tracker.ingest import Fetch, record_check
+from tracker.models import Source
+
+def hook(session, change):
+    # Called inside the transaction that records the version and the change, before it commits.
+    print("in-transaction", flush=True)
+    time.sleep(120)
+
+engine = make_engine(sys.argv[1])
+with session_scope(engine) as s:
+    src = s.get(Source, "doc")
+    record_check(session=s, source=src, on_change=hook, fetch=Fetch(
+        source_id="doc", url=src.url, status=200, headers={"Content-Type": "text/html"},
+        body=Path(sys.argv[2]).read_bytes()))
+"""
+
+
+def policy_html(version: int) -> bytes:
+    from markdown_it import MarkdownIt
+
+    from tests.conftest import FIXTURES
+
+    md = (FIXTURES / "pga" / REDDIT / f"{version:04d}.md").read_text()
+    body = MarkdownIt().render(md)
+    return f"<html><body><nav>menu</nav><article class='policy'>{body}</article></body></html>".encode()
+
+
+def test_a_check_killed_inside_its_transaction_leaves_nothing_behind(db_url: str, engine: Engine,
+                                                                      tmp_path: Path) -> None:
+    """What makes killing a crawl safe: a source's snapshot, version and change commit together or not at all."""
+    from tracker.ingest import Fetch, record_check
+    from tracker.models import Source
+
+    with session_scope(engine) as s:
+        sync_sources(session=s, specs=[SourceSpec(id="doc", name="Doc", url="https://example.org/doc",
+                                                  select=["article.policy"])])
+    with session_scope(engine) as s:
+        src = s.get(Source, "doc")
+        assert src is not None
+        record_check(session=s, source=src, fetch=Fetch(source_id="doc", url=src.url, status=200,
+                                                        headers={"Content-Type": "text/html"}, body=policy_html(2)))
+    counts = {t: scalar(db_url, f"select count(*) from {t}") for t in ("snapshot", "blob", "version", "change")}
+    assert counts == {"snapshot": 1, "blob": 1, "version": 1, "change": 0}
+
+    page = tmp_path / "v3.html"
+    page.write_bytes(policy_html(3))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_CHECK, db_url, str(page)],
+                            env=tracker_env(db_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "in-transaction", proc.stderr.read() if proc.stderr else ""
+        # The new snapshot, blob, version and change are written (flushed) but not committed: kill it now.
+        proc.kill()
+    finally:
+        proc.wait(30)
+    assert {t: scalar(db_url, f"select count(*) from {t}") for t in counts} == counts
+    assert scalar(db_url, "select last_result from check_state where source_id = 'doc'") == "new"
+    # The next check records the change as if nothing had happened.
+    with session_scope(engine) as s:
+        src = s.get(Source, "doc")
+        assert src is not None
+        outcome = record_check(session=s, source=src, fetch=Fetch(
+            source_id="doc", url=src.url, status=200, headers={"Content-Type": "text/html"}, body=policy_html(3)))
+    assert outcome.result == "changed" and outcome.sections == ["Reddit Content Policy > Enforcement"]

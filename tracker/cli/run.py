@@ -37,5 +37,7 @@ def run(
         fail(str(exc))
     except (RegistryError, ScheduleConfigError, FileNotFoundError) as exc:
         fail(f"cannot start the scheduler: {exc}", EXIT_USAGE)
+    except OSError as exc:  # e.g. the lock file beside a SQLite database cannot be created
+        fail(f"cannot take the scheduler lock: {exc} (is the database's folder writable?)", EXIT_USAGE)
     code = service.serve_forever()
     raise typer.Exit(code)
