@@ -179,7 +179,7 @@ class _Scope:
         if q.sources:
             where.append(col(Change.source_id).in_(q.sources))
         if self.sops is not None:
-            where.append(sa.exists().where(Impact.change_id == Change.id, col(Impact.sop_id).in_(self.sops)))
+            where.append(sa.exists().where(col(Impact.change_id) == col(Change.id), col(Impact.sop_id).in_(self.sops)))
         return where
 
     def impact_where(self) -> list[Any]:
@@ -187,8 +187,8 @@ class _Scope:
         in_period = sa.or_(
             sa.and_(col(Impact.created_at) >= q.start, col(Impact.created_at) < q.end),
             sa.and_(col(Impact.resolved_at) >= q.start, col(Impact.resolved_at) < q.end),
-            sa.exists().where(AuditEvent.entity_type == "impact",
-                              AuditEvent.entity_id == sa.cast(Impact.id, sa.String),
+            sa.exists().where(col(AuditEvent.entity_type) == "impact",
+                              col(AuditEvent.entity_id) == sa.cast(col(Impact.id), sa.String),
                               col(AuditEvent.at) >= q.start, col(AuditEvent.at) < q.end),
         )
         where: list[Any] = [in_period]
@@ -205,12 +205,12 @@ class _Scope:
         if not q.filtered:
             return where
         entity = col(AuditEvent.entity_id)
-        kind = AuditEvent.entity_type
+        kind = col(AuditEvent.entity_type)
         wanted = [
             sa.and_(kind == "change",
-                    entity.in_(sa.select(sa.cast(Change.id, sa.String)).where(*self.change_where()))),
+                    entity.in_(sa.select(sa.cast(col(Change.id), sa.String)).where(*self.change_where()))),
             sa.and_(kind == "impact",
-                    entity.in_(sa.select(sa.cast(Impact.id, sa.String)).where(*self.impact_where()))),
+                    entity.in_(sa.select(sa.cast(col(Impact.id), sa.String)).where(*self.impact_where()))),
         ]
         if q.sources:
             wanted.append(sa.and_(kind == "source", entity.in_(q.sources)))
@@ -252,6 +252,11 @@ def check_query(*, session: Session, query: ExportQuery) -> None:
 
 # --- rows ---------------------------------------------------------------------------------------
 
+def _cols(model: Any, *names: str) -> list[Any]:
+    """A model's columns, by attribute name, for Core selects."""
+    return [col(getattr(model, name)) for name in names]
+
+
 def change_url(base_url: str, change_id: int) -> str:
     """The web UI link of a change."""
     return f"{base_url.rstrip('/')}/changes/{change_id}"
@@ -261,12 +266,13 @@ def change_rows(session: Session, scope: _Scope, base_url: str) -> Iterator[tupl
     """The changes table, in id order."""
     v_from, v_to = aliased(Version), aliased(Version)
     stmt = (
-        sa.select(Change.id, Change.source_id, Source.name, Source.url, Change.detected_at, Change.technical,
-                  Change.sections, Change.added, Change.removed, Change.modified, Change.from_version_id,
-                  Change.to_version_id, v_from.text_hash, v_to.text_hash)
-        .join(Source, Source.id == Change.source_id)
-        .outerjoin(v_from, v_from.id == Change.from_version_id)
-        .outerjoin(v_to, v_to.id == Change.to_version_id)
+        sa.select(*_cols(Change, "id", "source_id"), *_cols(Source, "name", "url"),
+                  *_cols(Change, "detected_at", "technical", "sections", "added", "removed", "modified",
+                         "from_version_id", "to_version_id"),
+                  col(v_from.text_hash), col(v_to.text_hash))
+        .join(Source, col(Source.id) == col(Change.source_id))
+        .outerjoin(v_from, col(v_from.id) == col(Change.from_version_id))
+        .outerjoin(v_to, col(v_to.id) == col(Change.to_version_id))
         .where(*scope.change_where())
     )
     for row in keyset(session, stmt, col(Change.id)):
@@ -300,14 +306,14 @@ class _Due(NamedTuple):
 def impact_rows(session: Session, scope: _Scope, base_url: str, today: date) -> Iterator[tuple[Any, ...]]:
     """The impacts table, in id order."""
     stmt = (
-        sa.select(Impact.id, Impact.sop_id, Sop.title, Sop.owner, Sop.team_id, Team.name, Impact.change_id,
-                  Change.detected_at, Impact.source_id, Source.name, Impact.reasons, Impact.status,
-                  Impact.assignee, Impact.due_date, Impact.created_at, Impact.updated_at, Impact.resolved_at,
-                  Impact.resolved_by, Impact.decision_note)
-        .join(Sop, Sop.id == Impact.sop_id)
-        .outerjoin(Team, Team.id == Sop.team_id)
-        .join(Change, Change.id == Impact.change_id)
-        .join(Source, Source.id == Impact.source_id)
+        sa.select(*_cols(Impact, "id", "sop_id"), *_cols(Sop, "title", "owner", "team_id"), col(Team.name),
+                  col(Impact.change_id), col(Change.detected_at), col(Impact.source_id), col(Source.name),
+                  *_cols(Impact, "reasons", "status", "assignee", "due_date", "created_at", "updated_at",
+                         "resolved_at", "resolved_by", "decision_note"))
+        .join(Sop, col(Sop.id) == col(Impact.sop_id))
+        .outerjoin(Team, col(Team.id) == col(Sop.team_id))
+        .join(Change, col(Change.id) == col(Impact.change_id))
+        .join(Source, col(Source.id) == col(Impact.source_id))
         .where(*scope.impact_where())
     )
     for r in keyset(session, stmt, col(Impact.id)):
@@ -323,9 +329,8 @@ def impact_rows(session: Session, scope: _Scope, base_url: str, today: date) -> 
 
 def audit_rows(session: Session, scope: _Scope) -> Iterator[tuple[Any, ...]]:
     """The audit events table, in chain order."""
-    stmt = sa.select(AuditEvent.seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.entity_type,
-                     AuditEvent.entity_id, AuditEvent.before, AuditEvent.after, AuditEvent.prev_hash,
-                     AuditEvent.hash).where(*scope.audit_where())
+    stmt = sa.select(*_cols(AuditEvent, "seq", "at", "actor", "action", "entity_type", "entity_id", "before",
+                            "after", "prev_hash", "hash")).where(*scope.audit_where())
     for seq, at, *rest in keyset(session, stmt, col(AuditEvent.seq)):
         yield (seq, at, iso_utc(at), *rest)
 

@@ -194,7 +194,8 @@ def _csv_converter(kind: str) -> Callable[[Any], Any]:
 
 def _jsonl_converter(kind: str) -> Callable[[Any], Any]:
     # JSON Lines keeps numbers, booleans, lists and objects as JSON; times and dates as ISO text.
-    return {"datetime": iso_utc, "date": _date_iso, "lines": list}.get(kind, _same)
+    special: dict[str, Callable[[Any], Any]] = {"datetime": iso_utc, "date": _date_iso, "lines": list}
+    return special.get(kind, _same)
 
 
 class TextExport:
