@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -178,7 +178,14 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
     logging.getLogger("scrapy").setLevel(settings.crawl_log_level)
     process = CrawlerProcess(scrapy_settings(settings, slots, on_change, obey_robots=any_obeys)
                              | {"LOG_INSTALL_ROOT_HANDLER": False})
+    no_spider = {r.id: f"no spider fetches sources of kind {kind!r} in this version of the tracker "
+                       f"(known: {', '.join(sorted(SPIDERS))})"
+                 for kind, reqs in by_kind.items() if kind not in SPIDERS for r in reqs}
+    for outcome in record_failures(database_url=settings.database_url, errors=no_spider):
+        report(outcome)
     for kind, requests in by_kind.items():
+        if kind not in SPIDERS:
+            continue
         spider_cls = SPIDERS[kind]
         crawler = process.create_crawler(spider_cls)
         process.crawl(crawler, sources=requests)
@@ -190,7 +197,8 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
         from scrapy import signals
 
         crawler.signals.connect(_attach, signal=signals.spider_opened)
-    process.start()
+    if process.crawlers:
+        process.start()
     seen = {o.source_id for o in summary.outcomes}
     lost = [src.id for src in sources if src.id not in seen]
     # A request lost without an item still counts as a failure, recorded like any other.
@@ -201,13 +209,18 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
 
 def record_lost(*, database_url: str, source_ids: Sequence[str]) -> list[CheckOutcome]:
     """Record a failure for each source the crawl ended without an item for."""
-    if not source_ids:
-        return []
     error = "the crawl ended without a response for this source (see the crawl log; it is retried next time)"
+    return record_failures(database_url=database_url, errors=dict.fromkeys(source_ids, error))
+
+
+def record_failures(*, database_url: str, errors: Mapping[str, str]) -> list[CheckOutcome]:
+    """Record each source's error as a failed check, each in its own transaction."""
+    if not errors:
+        return []
     outcomes: list[CheckOutcome] = []
     engine = make_engine(database_url)
     try:
-        for sid in source_ids:
+        for sid, error in errors.items():
             try:
                 with session_scope(engine) as session:
                     source = session.get(Source, sid)

@@ -242,3 +242,23 @@ def test_a_304_without_a_stored_version_is_an_error(db_url: str) -> None:
         outcome = record_check(session=s, source=source, fetch=Fetch(source_id="odd", url=source.url, status=304))
     assert outcome.result == "failed" and "no version is stored yet" in (outcome.error or "")
     eng.dispose()
+
+
+def test_a_kind_without_a_spider_is_a_recorded_failure(db_url: str) -> None:
+    from spiders import SPIDERS
+    from tracker.sources import SOURCE_KINDS
+
+    assert set(SOURCE_KINDS) <= set(SPIDERS), "every declarable kind needs a spider"
+    # A database written by a newer tracker may hold kinds this one cannot fetch.
+    spec = SourceSpec(id="future", name="Future", url="http://127.0.0.1:9/feed.xml", select=["entry"])
+    eng = make_engine(db_url)
+    with session_scope(eng) as s:
+        sync_sources(session=s, specs=[spec])
+        s.flush()
+        source = s.get(Source, "future")
+        assert source is not None
+        source.kind = "feed"
+    eng.dispose()
+    fixed(crawl(db_url, expect=3), failed=1)
+    error = sources(db_url)["future"]["last_error"]
+    assert error.startswith("no spider fetches sources of kind 'feed'") and "known: html" in error
