@@ -223,6 +223,10 @@ def test_an_unreachable_database_exits_2() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    out = cli(f"postgresql+psycopg://nobody:secret@127.0.0.1:{port}/x", "sources", "list")
+    url = f"postgresql+psycopg://nobody:secret@127.0.0.1:{port}/x"
+    out = cli(url, "sources", "list")
     assert out.exit_code == 2
     assert "cannot open the database" in out.stderr and "secret" not in out.stderr
+    out = cli(url, "db", "upgrade")
+    assert out.exit_code == 2
+    assert "could not migrate postgresql+psycopg://nobody:***@" in out.stderr and "secret" not in out.stderr
