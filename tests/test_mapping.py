@@ -294,3 +294,30 @@ def test_technical_changes_are_never_mapped(session: Session) -> None:
     assert remap(session=session).impacts == []
     session.commit()
     assert session.exec(select(Impact)).all() == []
+
+
+def test_fast_glob_shapes_agree_with_fnmatch(session: Session) -> None:
+    """Literal, prefix, suffix and contains globs take shortcuts; they must match exactly what fnmatch would."""
+    import random
+    import re
+    from fnmatch import translate
+
+    from tracker.mapping import _SourceWatches, normalise_glob
+
+    sections = [c.section for ch in record_versions(session, X, [0, 1, 3, 4]) + record_versions(session, REDDIT, [1, 2])
+                for c in Diff.from_json(ch.diff).changes] + ["", "A", "A > B > C"]
+    rng = random.Random(3)
+    globs = ["*", "**", "A", "a > b*", "*> c", "*b*", "?", "[ab]*", "*x privacy policy*", "**> c"]
+    for section in sections:
+        levels = section.split(" > ")
+        for _ in range(4):
+            tail = " > ".join(levels[rng.randrange(len(levels)):])
+            cut = rng.randrange(len(tail) + 1)
+            globs += [tail, tail[:cut] + "*", "*" + tail[cut:], "*" + tail[cut:cut + 5] + "*", "* > " + tail]
+    idx = _SourceWatches()
+    ids = {g: idx.glob_id(g) for g in globs if glob_problem(g) is None}
+    reference = [(re.compile(translate(normalise_glob(g)), re.DOTALL), gid) for g, gid in ids.items()]
+    for section in set(sections):
+        tails = path_tails(section)
+        expected = {gid for rx, gid in reference if any(rx.match(t) for t in tails)}
+        assert idx.globs_matching(section) == expected, section

@@ -17,7 +17,6 @@ and keyword) so a change costs what it touches, not the number of SOPs.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,13 +26,14 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from tracker.audit import SYSTEM, append_event
-from tracker.diffing import BlockChange, Diff
+from tracker.diffing import BlockChange
 from tracker.extract import SEP
 from tracker.models import Change, Impact, Sop
 
 _WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")
 _LEVEL_SPLIT = re.compile(r"\s*>\s*")
+_GLOB_SPECIAL = re.compile(r"[*?\[]")
 
 
 # --- globs and keywords -------------------------------------------------------------------------
@@ -96,8 +96,8 @@ def keyword_problem(keyword: str) -> str | None:
 class _Keyword:
     norm: str  # case folded, spaces collapsed
     kind: str  # word | prefix | phrase
-    token: str  # the word, the prefix, or the phrase's rarest-looking token (for prefiltering)
-    tokens: tuple[str, ...] = ()
+    token: str  # the word or the prefix
+    tokens: frozenset[str] = frozenset()  # a phrase's words (a cheap test before the regex)
     regex: re.Pattern[str] | None = None
 
 
@@ -105,12 +105,11 @@ def _compile_keyword(keyword: str) -> _Keyword:
     kw = _SPACES.sub(" ", keyword.strip()).casefold()
     if kw.endswith("*"):
         return _Keyword(kw, "prefix", kw[:-1].strip())
-    tokens = tuple(_WORD.findall(kw))
+    tokens = _WORD.findall(kw)
     if len(tokens) == 1 and tokens[0] == kw:
         return _Keyword(kw, "word", kw)
     pattern = r"\s+".join(re.escape(part) for part in kw.split(" "))
-    return _Keyword(kw, "phrase", max(tokens, key=len), tokens,
-                    re.compile(rf"(?<!\w){pattern}(?!\w)"))
+    return _Keyword(kw, "phrase", kw, frozenset(tokens), re.compile(rf"(?<!\w){pattern}(?!\w)"))
 
 
 def changed_pieces(block: BlockChange) -> list[str]:
@@ -122,27 +121,51 @@ def changed_pieces(block: BlockChange) -> list[str]:
     return [text for op, text in block.words if op in ("insert", "delete")]
 
 
+def _pieces_json(change: dict[str, Any]) -> list[str]:
+    op = change["op"]
+    if op == "added":
+        return [change.get("new") or ""]
+    if op == "removed":
+        return [change.get("old") or ""]
+    return [text for wop, text in change.get("words", ()) if wop in ("insert", "delete")]
+
+
+# Joins the changed runs of a section: no word or phrase can match across it.
+_PIECE_SEP = "\n\x00\n"
+
+
 # --- the matcher ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # hashed by identity: watches are put in sets on every match
 class _Watch:
     sop_id: str
     index: int  # 1-based position in the SOP's watches
     globs: tuple[tuple[int, str], ...]  # (glob id, the glob as written)
     keywords: tuple[tuple[int, str], ...]  # (keyword id, the keyword as written)
+    glob_ids: frozenset[int] = frozenset()
+    keyword_ids: frozenset[int] = frozenset()
 
 
 @dataclass
 class _SourceWatches:
     """Every watch on one source, with its globs and keywords compiled and indexed."""
 
-    globs: list[re.Pattern[str]] = field(default_factory=list)
     glob_ids: dict[str, int] = field(default_factory=dict)
+    # Globs by shape, so that the common ones cost a dict lookup instead of a regex:
+    literal: dict[str, int] = field(default_factory=dict)  # "data retention"
+    prefix: dict[str, list[int]] = field(default_factory=dict)  # "how we use*"
+    suffix: dict[str, list[int]] = field(default_factory=dict)  # "* > data retention"
+    contains: list[tuple[str, int]] = field(default_factory=list)  # "*retention*"
+    general: list[tuple[re.Pattern[str], int]] = field(default_factory=list)  # anything else
     keywords: list[_Keyword] = field(default_factory=list)
     keyword_ids: dict[str, int] = field(default_factory=dict)
     words: dict[str, list[int]] = field(default_factory=dict)
-    prefixes: list[tuple[str, int]] = field(default_factory=list)
+    prefixes: dict[str, list[int]] = field(default_factory=dict)
+    prefix_lengths: set[int] = field(default_factory=set)
     phrases: list[int] = field(default_factory=list)
+    # Memo of every token seen: the word and prefix keywords it hits, or none (most tokens).
+    token_hits: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    tokens_seen: set[str] = field(default_factory=set)
     by_glob: dict[int, list[_Watch]] = field(default_factory=dict)
     by_keyword: dict[int, list[_Watch]] = field(default_factory=dict)  # watches with keywords only
     always: list[_Watch] = field(default_factory=list)  # watches with neither
@@ -150,10 +173,44 @@ class _SourceWatches:
 
     def glob_id(self, glob: str) -> int:
         norm = normalise_glob(glob)
-        if norm not in self.glob_ids:
-            self.glob_ids[norm] = len(self.globs)
-            self.globs.append(re.compile(translate(norm), re.DOTALL))
-        return self.glob_ids[norm]
+        if norm in self.glob_ids:
+            return self.glob_ids[norm]
+        gid = self.glob_ids[norm] = len(self.glob_ids)
+        inner = norm.strip("*")
+        if _GLOB_SPECIAL.search(inner) is not None:
+            self.general.append((re.compile(translate(norm), re.DOTALL), gid))
+        elif norm == inner:
+            self.literal[norm] = gid
+        elif norm == inner + "*":
+            self.prefix.setdefault(inner, []).append(gid)
+        elif norm == "*" + inner:
+            self.suffix.setdefault(inner, []).append(gid)
+        elif norm == "*" + inner + "*":
+            self.contains.append((inner, gid))
+        else:  # several stars at an end: "**x"
+            self.general.append((re.compile(translate(norm), re.DOTALL), gid))
+        return gid
+
+    def _glob_hits(self, section: str) -> frozenset[int]:
+        tails = path_tails(section)
+        full = tails[0]
+        hit: set[int] = set()
+        for tail in tails:
+            if tail in self.literal:
+                hit.add(self.literal[tail])
+        if self.prefix:
+            for tail in tails:
+                for k in range(len(tail) + 1):
+                    if (gids := self.prefix.get(tail[:k])) is not None:
+                        hit.update(gids)
+        # A tail is a suffix and a substring of the full path: '*'-led globs need only the full path.
+        if self.suffix:
+            for k in range(len(full) + 1):
+                if (gids := self.suffix.get(full[k:])) is not None:
+                    hit.update(gids)
+        hit.update(gid for inner, gid in self.contains if inner in full)
+        hit.update(gid for rx, gid in self.general if any(rx.match(tail) for tail in tails))
+        return frozenset(hit)
 
     def keyword_id(self, keyword: str) -> int:
         kw = _compile_keyword(keyword)
@@ -163,7 +220,8 @@ class _SourceWatches:
             if kw.kind == "word":
                 self.words.setdefault(kw.token, []).append(kid)
             elif kw.kind == "prefix":
-                self.prefixes.append((kw.token, kid))
+                self.prefixes.setdefault(kw.token, []).append(kid)
+                self.prefix_lengths.add(len(kw.token))
             else:
                 self.phrases.append(kid)
         return self.keyword_ids[kw.norm]
@@ -171,28 +229,35 @@ class _SourceWatches:
     def globs_matching(self, section: str) -> frozenset[int]:
         hit = self.path_hits.get(section)
         if hit is None:
-            tails = path_tails(section)
-            hit = frozenset(gid for gid, rx in enumerate(self.globs) if any(rx.match(tail) for tail in tails))
-            self.path_hits[section] = hit
+            hit = self.path_hits[section] = self._glob_hits(section)
         return hit
 
+    def _token_keywords(self, token: str) -> tuple[int, ...]:
+        kids = list(self.words.get(token, ()))
+        for k in self.prefix_lengths:
+            if k <= len(token):
+                kids.extend(self.prefixes.get(token[:k], ()))
+        return tuple(kids)
+
     def keywords_matching(self, pieces: Sequence[str]) -> frozenset[int]:
+        if not self.keywords:
+            return frozenset()
+        text = _PIECE_SEP.join(pieces).casefold()
+        tokens = set(_WORD.findall(text))
+        # Set operations (in C) against the memo; only tokens never seen before are looked up.
+        hits = self.token_hits
+        new = tokens - self.tokens_seen
+        if new:
+            self.tokens_seen |= new
+            for tok in new:
+                if kids := self._token_keywords(tok):
+                    hits[tok] = kids
         found: set[int] = set()
-        folded = [p.casefold() for p in pieces]
-        tokens = {t for p in folded for t in _WORD.findall(p)}
-        for tok in tokens:
-            if tok in self.words:
-                found.update(self.words[tok])
-        if self.prefixes and tokens:
-            ordered = sorted(tokens)
-            for prefix, kid in self.prefixes:
-                i = bisect_left(ordered, prefix)
-                if i < len(ordered) and ordered[i].startswith(prefix):
-                    found.add(kid)
+        for tok in tokens & hits.keys():
+            found.update(hits[tok])
         for kid in self.phrases:
             kw = self.keywords[kid]
-            if all(t in tokens for t in kw.tokens) and kw.regex is not None \
-                    and any(kw.regex.search(p) for p in folded):
+            if kw.tokens <= tokens and kw.regex is not None and kw.regex.search(text):
                 found.add(kid)
         return frozenset(found)
 
@@ -217,61 +282,75 @@ class Matcher:
         for sop_id, watches in sops:
             for n, watch in enumerate(watches, 1):
                 idx = self.sources.setdefault(watch["source"], _SourceWatches())
-                w = _Watch(sop_id, n, tuple((idx.glob_id(g), g) for g in watch.get("sections") or []),
-                           tuple((idx.keyword_id(k), k) for k in watch.get("keywords") or []))
-                if w.globs:
-                    for gid in {g for g, _ in w.globs}:
+                globs = tuple((idx.glob_id(g), g) for g in watch.get("sections") or [])
+                keywords = tuple((idx.keyword_id(k), k) for k in watch.get("keywords") or [])
+                w = _Watch(sop_id, n, globs, keywords, frozenset(g for g, _ in globs),
+                           frozenset(k for k, _ in keywords))
+                if w.glob_ids:
+                    for gid in w.glob_ids:
                         idx.by_glob.setdefault(gid, []).append(w)
-                elif w.keywords:
-                    for kid in {k for k, _ in w.keywords}:
+                elif w.keyword_ids:
+                    for kid in w.keyword_ids:
                         idx.by_keyword.setdefault(kid, []).append(w)
                 else:
                     idx.always.append(w)
 
     def match(self, source_id: str, blocks: Sequence[BlockChange]) -> dict[str, list[dict[str, Any]]]:
         """SOP id -> reasons (one per matching watch) for a change of source_id made of blocks."""
+        return self._match(source_id, [(b.section, changed_pieces(b)) for b in blocks])
+
+    def match_json(self, source_id: str, diff: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """match() on a change's stored diff JSON, without building BlockChange objects."""
+        return self._match(source_id, [(c["section"], _pieces_json(c)) for c in diff.get("changes", ())])
+
+    def _match(self, source_id: str, items: list[tuple[str, list[str]]]) -> dict[str, list[dict[str, Any]]]:
         idx = self.sources.get(source_id)
-        if idx is None or not blocks:
+        if idx is None or not items:
             return {}
-        by_section: dict[str, list[BlockChange]] = {}
-        for b in blocks:
-            by_section.setdefault(b.section, []).append(b)
+        by_section: dict[str, list[str]] = {}
+        for section, pieces in items:
+            by_section.setdefault(section, []).extend(pieces)
         sections = list(by_section)
         hits = {s: idx.globs_matching(s) for s in sections}
-        section_keywords: dict[str, frozenset[int]] = {}
 
-        def keywords_in(section: str) -> frozenset[int]:
-            if section not in section_keywords:
-                section_keywords[section] = idx.keywords_matching(
-                    [p for b in by_section[section] for p in changed_pieces(b)])
-            return section_keywords[section]
+        # Inverted: which sections each matched glob and keyword is in (in document order).
+        glob_sections: dict[int, list[str]] = {}
+        for s in sections:
+            for gid in hits[s]:
+                glob_sections.setdefault(gid, []).append(s)
+        candidates: set[_Watch] = set(idx.always)
+        for gid in glob_sections:
+            candidates.update(idx.by_glob.get(gid, ()))
+        keyword_sections: dict[int, list[str]] = {}
+        if idx.by_keyword or any(w.keyword_ids for w in candidates):
+            for s, pieces in by_section.items():
+                for kid in idx.keywords_matching(pieces):
+                    keyword_sections.setdefault(kid, []).append(s)
+            for kid in keyword_sections:
+                candidates.update(idx.by_keyword.get(kid, ()))
 
-        candidates: dict[_Watch, None] = dict.fromkeys(idx.always)
-        for gid in frozenset().union(*hits.values()):
-            candidates.update(dict.fromkeys(idx.by_glob.get(gid, ())))
-        if idx.by_keyword:
-            for kid in frozenset().union(*(keywords_in(s) for s in sections)):
-                candidates.update(dict.fromkeys(idx.by_keyword.get(kid, ())))
-
+        position = {s: n for n, s in enumerate(sections)}
         out: dict[str, list[dict[str, Any]]] = {}
         for w in candidates:
             reason: dict[str, Any] = {"watch": w.index, "source": source_id}
-            where = sections
-            if w.globs:
-                gids = {g for g, _ in w.globs}
-                where = [s for s in sections if hits[s] & gids]
-            if w.keywords:
-                kids = {k for k, _ in w.keywords}
-                where = [s for s in where if keywords_in(s) & kids]
-                if not where:
-                    continue
-                found = frozenset().union(*(keywords_in(s) for s in where))
-            if w.globs:
-                matched = frozenset().union(*(hits[s] for s in where))
-                reason["sections"] = where
-                reason["globs"] = list(dict.fromkeys(g for gid, g in w.globs if gid in matched))
-            if w.keywords:
-                reason["keywords"] = list(dict.fromkeys(k for kid, k in w.keywords if kid in found))
+            if not w.glob_ids and not w.keyword_ids:
+                out.setdefault(w.sop_id, []).append(reason)
+                continue
+            where: set[str] | None = None
+            if w.glob_ids:
+                where = set().union(*(glob_sections.get(g, ()) for g in w.glob_ids))
+            if w.keyword_ids:
+                in_kw = set().union(*(keyword_sections.get(k, ()) for k in w.keyword_ids))
+                where = in_kw if where is None else where & in_kw
+            if not where:
+                continue
+            if w.glob_ids:
+                reason["sections"] = sorted(where, key=position.__getitem__)
+                reason["globs"] = list(dict.fromkeys(g for gid, g in w.globs
+                                                     if not where.isdisjoint(glob_sections.get(gid, ()))))
+            if w.keyword_ids:
+                reason["keywords"] = list(dict.fromkeys(k for kid, k in w.keywords
+                                                        if not where.isdisjoint(keyword_sections.get(kid, ()))))
             out.setdefault(w.sop_id, []).append(reason)
         for reasons in out.values():
             reasons.sort(key=lambda r: r["watch"])
@@ -333,7 +412,7 @@ def map_change(session: Session, change: Change, *, context: MappingContext | No
     if change.technical or change.id is None:
         return []
     context = context or MappingContext.load(session)
-    hits = context.matcher.match(change.source_id, Diff.from_json(change.diff).changes)
+    hits = context.matcher.match_json(change.source_id, change.diff)
     if not hits:
         return []
     existing = set(session.exec(select(Impact.sop_id).where(Impact.change_id == change.id)).all())
@@ -370,7 +449,7 @@ def remap(*, session: Session, since: datetime | None = None, source_id: str | N
             existing.setdefault(cid, set()).add(sid)
         for change in changes:
             report.changes += 1
-            hits = context.matcher.match(change.source_id, Diff.from_json(change.diff).changes)
+            hits = context.matcher.match_json(change.source_id, change.diff)
             if hits:
                 report.impacts += _create_impacts(session=session, change=change, hits=hits, context=context,
                                                   existing=existing.get(change.id or 0, set()))
