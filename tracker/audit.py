@@ -210,7 +210,7 @@ class Verification:
 
     ok: bool
     count: int  # events verified (up to the first bad one)
-    head_seq: int | None = None
+    head_seq: int | None = None  # the chain head when ok; else the last event verified before the break
     head_hash: str | None = None
     bad_seq: int | None = None
     bad_id: int | None = None  # None when the bad event is missing (deleted)
