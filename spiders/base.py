@@ -87,25 +87,26 @@ class SourceSpider(scrapy.Spider):
         meta = request.meta
         retries = meta.get("retry_times", 0)
         after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
-        if failure.check(HttpError):
-            response = failure.value.response
+        value = failure.value
+        if isinstance(value, HttpError):
+            response = value.response
             error = f"HTTP {response.status} from {response.url}{after}"
             yield self.fetch_from(response, error=error)
             return
         url = request.url
-        if failure.check(*_TIMEOUTS):
+        if isinstance(value, _TIMEOUTS):
             timeout = meta.get("download_timeout")
             took = f" after {timeout:g}s" if isinstance(timeout, int | float) else ""
             error = (f"timed out{took} fetching {url}{after} (raise TRACKER_DOWNLOAD_TIMEOUT or the "
                      "source's options.timeout if the site is just slow)")
-        elif failure.check(*_NO_HOST):
+        elif isinstance(value, _NO_HOST):
             error = f"host not found for {url}: check the source's url"
-        elif failure.check(*_REFUSED):
+        elif isinstance(value, _REFUSED):
             error = f"connection refused by {url}{after}"
-        elif "download max size" in str(failure.value) or "maxsize" in str(failure.value):
-            error = (f"{url} is larger than TRACKER_MAX_PAGE_BYTES allows ({failure.value}); raise the limit "
+        elif "download max size" in str(value) or "maxsize" in str(value):
+            error = (f"{url} is larger than TRACKER_MAX_PAGE_BYTES allows ({value}); raise the limit "
                      "if the page is legitimate")
-        elif "robots.txt" in str(failure.value):
+        elif "robots.txt" in str(value):
             error = (f"{url} is disallowed by the site's robots.txt, which the tracker obeys; to fetch it "
                      "anyway set `options: {obey_robots: false}` on the source (or TRACKER_OBEY_ROBOTS=false)")
         else:

@@ -44,7 +44,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
     def _delay(self, request: Request, hint: float | None) -> float:
         n = request.meta.get("retry_times", 0)
         backoff = self.base * (2**n) * (0.75 + random.random() / 2)
-        return min(self.cap, hint if hint is not None else backoff)
+        return float(min(self.cap, hint if hint is not None else backoff))
 
     def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Any:
         result = super().process_response(request, response)

@@ -78,7 +78,8 @@ class CheckOutcome:
 
 # Called with the session and each new Change, inside the transaction that records it
 # (SOP impact mapping registers here).
-ChangeHook = Callable[[Session, Change], None]
+# Its return value is ignored.
+ChangeHook = Callable[[Session, Change], object]
 
 
 def store_blob(*, session: Session, data: bytes) -> str:

@@ -30,9 +30,9 @@ class SourceOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    download_delay: float | None = Field(None, ge=0)
-    concurrency: int | None = Field(None, ge=1)
-    timeout: float | None = Field(None, gt=0)
+    download_delay: float | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     obey_robots: bool | None = None
 
@@ -50,7 +50,7 @@ class SourceSpec(BaseModel):
     remove: list[str] = Field(default_factory=list)
     schedule: str | None = None
     tags: list[str] = Field(default_factory=list)
-    options: SourceOptions = Field(default_factory=SourceOptions)
+    options: SourceOptions = Field(default_factory=lambda: SourceOptions())
     enabled: bool = True
 
     @field_validator("id")

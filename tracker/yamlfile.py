@@ -18,7 +18,7 @@ class RegistryError(Exception):
         super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """A SafeLoader that records each mapping's line as the key '__line__', and duplicate keys."""
 
     duplicates: list[str]
@@ -33,7 +33,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
             # YAML would silently keep the last value: say so instead.
             loader.duplicates.append(f"line {line}: duplicate key `{key}` (first on line {seen[key]})")
         seen.setdefault(key, line)
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    mapping: dict[str, Any] = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
 

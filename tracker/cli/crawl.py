@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import typer
 
@@ -22,7 +23,8 @@ def _progress(outcome: CheckOutcome, done: int, total: int) -> None:
 
 
 @app.command("crawl")
-def crawl(source_ids: list[str] = typer.Argument(None, help="source ids (default: every enabled source)"),
+def crawl(source_ids: Annotated[list[str] | None,
+                                typer.Argument(help="source ids (default: every enabled source)")] = None,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-source progress")) -> None:
     """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error."""
     from spiders.runner import UnknownSources, run_crawl
