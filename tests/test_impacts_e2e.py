@@ -62,7 +62,8 @@ def ok(db_url: str, *args: str) -> str:
 
 
 def impacts(db_url: str, *args: str) -> list[dict[str, Any]]:
-    return json.loads(ok(db_url, "impacts", "list", "--json", *args))
+    rows: list[dict[str, Any]] = json.loads(ok(db_url, "impacts", "list", "--json", *args))
+    return rows
 
 
 def test_change_to_impacts_to_decisions_to_verified_audit(db_url: str, policy_site: PolicySite,

@@ -128,7 +128,8 @@ class SopFile:
 
 def _line_of(raw: dict[str, Any], loc: tuple[Any, ...]) -> Any:
     """The line of the innermost mapping a pydantic error location points into."""
-    line, node = raw.get("__line__", "?"), raw
+    line: Any = raw.get("__line__", "?")
+    node: Any = raw
     for part in loc:
         if isinstance(node, dict):
             node = node.get(part)
