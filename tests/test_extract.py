@@ -209,6 +209,16 @@ def test_utf8_with_a_wrong_meta_charset() -> None:
     assert only_text(article_bytes("utf-8", meta='<meta charset="windows-1252">')) == TEXT
 
 
+@pytest.mark.parametrize(("encoding", "text"), [
+    ("shift_jis", "プライバシーポリシー：情報の利用"), ("euc-kr", "개인정보처리방침 정보의 이용"),
+    ("koi8-r", "Политика конфиденциальности"), ("iso-8859-7", "Πολιτική απορρήτου")])
+def test_other_encodings_declared_in_the_page(encoding: str, text: str) -> None:
+    body = wrap(f'<article class="policy"><p>{text}</p></article>',
+                head=f'<meta http-equiv="Content-Type" content="text/html; charset={encoding}">').encode(encoding)
+    assert only_text(body) == text
+    assert only_text(body, f"text/html; charset={encoding}") == text
+
+
 def test_the_same_text_in_any_encoding_has_the_same_hash() -> None:
     bodies = [(article_bytes("utf-8"), "text/html; charset=utf-8"), (article_bytes("cp1252"), None),
               (b"\xef\xbb\xbf" + article_bytes("utf-8"), "text/html; charset=iso-8859-1"),

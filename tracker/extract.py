@@ -19,6 +19,7 @@ from typing import Any
 import lxml.etree
 import lxml.html
 from bs4 import BeautifulSoup, UnicodeDammit
+from bs4.dammit import EncodingDetector
 from lxml.cssselect import CSSSelector
 
 # Bump when the extraction itself changes: versions made by other rules are re-extracted
@@ -197,6 +198,9 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
                 declared.append(m.group(1))
             # Undeclared or wrongly declared: the page's own <meta>, then windows-1252 (the web's
             # default for undeclared pages) before any statistical guess.
+            if (meta := EncodingDetector.find_declared_encoding(body, is_html=True)) is not None:
+                declared.append(meta)
+            # (UnicodeDammit tries user_encodings before the page's own declaration: pass both as definite.)
             dammit = UnicodeDammit(body, known_definite_encodings=[d for d in declared if "utf" not in d.lower()],
                                    user_encodings=["windows-1252"], is_html=True)
             if dammit.unicode_markup is None:
