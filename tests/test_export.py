@@ -352,7 +352,8 @@ def test_every_format_matches_the_database(db_url: str, engine: Engine, tmp_path
         manifest = export(db_url, h, fmt, out, *extra)
         assert manifest["row_counts"] == {t: len(want[t]) for t in want}
         assert manifest["audit_chain"] == {"verified": True, "events": head.seq, "head_seq": head.seq,
-                                           "head_hash": head.hash, "problem": None}
+                                           "head_hash": head.hash, "problem": None,
+                                           "expect_head": f"{head.seq}:{head.hash}"}
         assert manifest["query"]["date_from"] == h.period[0].isoformat() and manifest["query"]["format"] == fmt
         assert manifest["generator"]["name"] == "policy-tracker" and manifest["generator"]["version"]
         results[(fmt, bool(extra))] = (out, manifest)

@@ -449,6 +449,8 @@ def _manifest(*, query: ExportQuery, generated_at: datetime, base_url: str, coun
             "head_seq": head_seq or None,
             "head_hash": head_hash,
             "problem": check.problem,
+            # For `tracker audit verify --expect-head …`.
+            "expect_head": f"{head_seq}:{head_hash}" if head_seq and head_hash else None,
         },
         "warnings": warnings,
     }
