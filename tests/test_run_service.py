@@ -86,7 +86,8 @@ def test_a_hanging_crawl_is_killed_recorded_and_the_service_goes_on(
             SourceSpec(id="hangs", name="Hangs", url=f"{base}/policy", schedule="1h"),
             SourceSpec(id="reddit", name="Reddit", url=policy_site.url(REDDIT), select=["article.policy"]),
         ])
-    settings = Settings(database_url=db_url, crawl_timeout=8, download_timeout=60, download_delay=0,
+    # Long enough for a crawl process to start on a busy machine and reach the server, short for a test.
+    settings = Settings(database_url=db_url, crawl_timeout=15, download_timeout=60, download_delay=0,
                         retry_times=0, shutdown_grace=1)
     svc = Service(settings=settings)
     svc.start(paused=True)
@@ -96,12 +97,13 @@ def test_a_hanging_crawl_is_killed_recorded_and_the_service_goes_on(
         with Session(engine) as s:
             state = s.get(CheckState, "hangs")
             assert state is not None and state.last_result == "failed"
-            assert state.last_error is not None and "crawl killed after 8s" in state.last_error
+            assert state.last_error is not None and "crawl killed after 15s" in state.last_error
             assert state.error_since is not None and state.consecutive_failures == 1
             run = s.exec(select(JobRun).where(JobRun.kind == "crawl")).one()
             assert run.result == "killed" and run.detail["unchecked"] == ["hangs"]
         # The service is still there, and the next batch works.
         assert svc._worker is not None and svc._worker.is_alive()
+        svc.settings.crawl_timeout = 120
         assert svc.run_batch(["reddit"]).exit_code == 0
         with Session(engine) as s:
             reddit = s.get(CheckState, "reddit")

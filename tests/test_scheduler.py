@@ -322,3 +322,23 @@ def test_a_batch_skips_sources_disabled_since_their_job_fired(db_url: str, engin
     svc.run_batch(["alpha", "beta"])
     svc.run_batch(["beta"])
     assert crawler.batches == [["alpha"]]
+
+
+def test_a_broken_sources_file_stops_the_start_and_frees_the_lock(db_url: str, engine: Engine, tmp_path: Path,
+                                                                   services: list[Service]) -> None:
+    from sqlmodel import Session
+
+    from tracker.models import SchedulerState
+    from tracker.yamlfile import RegistryError
+
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n  - id: Not A Slug\n    name: x\n    url: ftp://nowhere\n")
+    svc = Service(settings=settings_for(db_url, sources_file=str(path)), crawler=RecordingCrawler())
+    with pytest.raises(RegistryError) as err:
+        svc.start(paused=True)
+    assert "Not A Slug" in str(err.value) or "slug" in str(err.value)
+    with Session(engine) as s:
+        state = s.get(SchedulerState, 1)
+        assert state is not None and state.stopped_at is not None and "failed to start" in (state.stop_reason or "")
+    sources_yaml(path, [src("alpha")])
+    start(services, settings_for(db_url, sources_file=str(path)))  # the lock was given back

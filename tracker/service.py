@@ -258,7 +258,15 @@ class Service:
             self._worker.start()
             if not paused:
                 self.scheduler.resume()
-        except BaseException:
+        except BaseException as exc:
+            if self.scheduler is not None and self.scheduler.running:
+                self.scheduler.remove_jobstore("default", shutdown=False)
+                self.scheduler.shutdown(wait=False)
+            self._stopping.set()
+            try:
+                self._write_state(stopped=f"failed to start: {exc}")
+            except Exception:
+                pass  # the database itself may be what failed
             self.lock.release()
             sched.set_handler(None)
             raise
