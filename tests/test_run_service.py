@@ -138,10 +138,23 @@ def checks(db_url: str, sid: str) -> int:
     return int(scalar(db_url, "select coalesce(max(checks), 0) from check_state where source_id = :s", s=sid) or 0)
 
 
+SOPS = f"""
+sops:
+  - id: SOP-TS-1
+    title: Enforcement
+    owner: ts@example.com
+    watches:
+      - source: {REDDIT}
+        sections: ["*Enforcement"]
+"""
+
+
 def test_tracker_run_checks_on_a_seconds_schedule_and_stops_on_sigterm(
         db_url: str, tmp_path: Path, policy_site: PolicySite) -> None:
     sources = write_sources(tmp_path / "sources.yaml", policy_site, [REDDIT], schedule="2s")
-    proc = start_run(db_url, tmp_path, TRACKER_SOURCES_FILE=str(sources))
+    sops = tmp_path / "sops.yaml"
+    sops.write_text(SOPS)
+    proc = start_run(db_url, tmp_path, TRACKER_SOURCES_FILE=str(sources), TRACKER_SOPS_FILE=str(sops))
     try:
         wait_for("two scheduled checks of the source", lambda: checks(db_url, REDDIT) >= 2, timeout=90)
         status = run_tracker(db_url, "status", "--json")
@@ -155,10 +168,12 @@ def test_tracker_run_checks_on_a_seconds_schedule_and_stops_on_sigterm(
         policy_site.set(REDDIT, 3)
         wait_for("the change to be recorded",
                  lambda: scalar(db_url, "select count(*) from change where source_id = :s", s=REDDIT) == 1)
+        # …and mapped to the SOP the service synced from TRACKER_SOPS_FILE, in the same transaction.
+        assert scalar(db_url, "select sop_id from impact") == "SOP-TS-1"
     finally:
         events = stop_run(proc)
     names = [e["event"] for e in events]
-    assert names[0] == "sync.done" and "service.started" in names and names[-1] == "service.stopped"
+    assert names[:2] == ["sync.done", "sync.done"] and "service.started" in names and names[-1] == "service.stopped"
     finished = [e for e in events if e["event"] == "crawl.finished"]
     assert finished and all(e["result"] == "ok" and e["sources"] == [REDDIT] for e in finished)
     assert all({"ts", "level", "logger", "event"} <= set(e) for e in events)
