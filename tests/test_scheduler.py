@@ -342,3 +342,46 @@ def test_a_broken_sources_file_stops_the_start_and_frees_the_lock(db_url: str, e
         assert state is not None and state.stopped_at is not None and "failed to start" in (state.stop_reason or "")
     sources_yaml(path, [src("alpha")])
     start(services, settings_for(db_url, sources_file=str(path)))  # the lock was given back
+
+
+def test_status_reports_sources_next_runs_heartbeat_and_impacts(db_url: str, engine: Engine, tmp_path: Path,
+                                                                 services: list[Service]) -> None:
+    from datetime import date
+
+    from sqlmodel import Session
+
+    from tracker.ingest import Fetch, record_check
+    from tracker.models import Change, Impact, Sop, Source, Version
+    from tracker.scheduler import collect_status
+
+    path = sources_yaml(tmp_path / "sources.yaml", [src("alpha", schedule="1h"), src("beta")])
+    svc = start(services, settings_for(db_url, sources_file=str(path)))
+    with session_scope(engine) as s:
+        beta = s.get(Source, "beta")
+        assert beta is not None
+        record_check(session=s, source=beta, fetch=Fetch(source_id="beta", url=beta.url, error="HTTP 503"))
+        v1 = Version(source_id="alpha", text_hash="a", rules_hash="r")
+        v2 = Version(source_id="alpha", text_hash="b", rules_hash="r")
+        s.add_all([v1, v2] + [Sop(id=f"SOP-{i}", title=f"SOP {i}", owner="a@example.com") for i in (1, 2, 3)])
+        s.flush()
+        change = Change(source_id="alpha", from_version_id=v1.id or 0, to_version_id=v2.id or 0)
+        s.add(change)
+        s.flush()
+        soon = utcnow().date() + timedelta(days=3)
+        for sop, status, due in (("SOP-1", "open", date(2020, 1, 1)), ("SOP-2", "needs_update", soon),
+                                 ("SOP-3", "dismissed", date(2020, 1, 1))):
+            s.add(Impact(change_id=change.id or 0, sop_id=sop, source_id="alpha", status=status, due_date=due))
+    with Session(engine) as s:
+        data = collect_status(session=s, settings=svc.settings, now=utcnow())
+    assert data["scheduler"]["alive"] is True
+    assert data["impacts"] == {"open": 2, "overdue": 1}  # a dismissed impact is never overdue
+    by_id = {x["id"]: x for x in data["sources"]}
+    assert by_id["alpha"]["next_run"] is not None and by_id["alpha"]["schedule"] == "1h"
+    assert by_id["beta"]["last_result"] == "failed" and by_id["beta"]["last_error"] == "HTTP 503"
+    assert by_id["beta"]["error_since"] is not None and by_id["beta"]["consecutive_failures"] == 1
+    assert data["digest"]["next_run"] is not None
+    svc.stop("done")
+    services.remove(svc)
+    with Session(engine) as s:
+        after = collect_status(session=s, settings=svc.settings, now=utcnow())
+    assert after["scheduler"]["alive"] is False and after["scheduler"]["stop_reason"] == "done"
