@@ -296,7 +296,9 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
             "stop_reason": state.stop_reason if state else None,
         },
         "digest": {
-            "at": settings.digest_at, "timezone": settings.timezone, "next_run": runs.get(DIGEST_JOB),
+            "at": settings.digest_at, "timezone": settings.timezone,
+            # The stored job's next run; before any `tracker run`, when the settings would schedule it.
+            "next_run": runs.get(DIGEST_JOB) or _next_digest(settings, now),
             "last_run": _run_json(last_digest),
         },
         "last_crawl": _run_json(last_crawl),
@@ -310,3 +312,11 @@ def _run_json(run: Any) -> dict[str, Any] | None:
         return None
     return {"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at, "result": run.result,
             "sources": run.sources, "detail": {k: v for k, v in run.detail.items() if k != "output"}}
+
+
+def _next_digest(settings: Settings, now: datetime) -> datetime | None:
+    try:
+        nxt = digest_trigger(settings).get_next_fire_time(None, now)
+    except ScheduleConfigError:
+        return None
+    return nxt.astimezone(UTC) if nxt else None
