@@ -9,6 +9,7 @@ from typing import Any
 from urllib.request import urlopen
 
 import sqlalchemy as sa
+from sqlmodel import select
 
 from tests.conftest import PolicySite, run_tracker, write_sources
 from tracker.db import make_engine
@@ -157,3 +158,47 @@ def test_noise_no_growth_and_one_change_per_version_without_validators(
     assert reddit_changes[0]["sections"] == REDDIT_2_3
     assert (reddit_changes[0]["added"], reddit_changes[0]["removed"], reddit_changes[0]["modified"]) == (0, 0, 3)
     assert rows(db_url, "version") == 2 + 4 + 2
+
+
+def test_requests_carry_per_source_options_and_validators_only_with_a_baseline(engine: Any) -> None:
+    from spiders.runner import build_requests, scrapy_settings
+    from tracker.config import get_settings
+    from tracker.db import session_scope
+    from tracker.ingest import Fetch, record_check
+    from tracker.models import CheckState, Source
+    from tracker.sources import SourceOptions, SourceSpec, sync_sources
+
+    specs = [
+        SourceSpec(id="a", name="A", url="https://one.example/a", select=["main"],
+                   options=SourceOptions(download_delay=5, concurrency=1, timeout=60,
+                                         headers={"Accept-Language": "en"}, obey_robots=False)),
+        SourceSpec(id="b", name="B", url="https://one.example/b", select=["main"],
+                   options=SourceOptions(download_delay=2, concurrency=3)),
+        SourceSpec(id="c", name="C", url="https://two.example/c", select=["main"]),
+    ]
+    with session_scope(engine) as s:
+        sync_sources(session=s, specs=specs)
+    with session_scope(engine) as s:
+        a = s.get(Source, "a")
+        assert a is not None
+        record_check(session=s, source=a, fetch=Fetch(
+            source_id="a", url=a.url, status=200, body=b"<main><p>Policy.</p></main>",
+            headers={"ETag": '"e1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}))
+        # c has validators in its state but no stored version: it must be fetched in full.
+        s.add(CheckState(source_id="c", etag='"stale"', last_modified="Mon, 01 Jan 2024 00:00:00 GMT"))
+    with session_scope(engine) as s:
+        rows_ = list(s.exec(select(Source).order_by(Source.id)).all())
+        by_kind, slots = build_requests(s, rows_, obey_robots=True)
+    req = {r.id: r for r in by_kind["html"]}
+    assert (req["a"].etag, req["a"].last_modified) == ('"e1"', "Mon, 01 Jan 2024 00:00:00 GMT")
+    assert (req["b"].etag, req["c"].etag, req["c"].last_modified) == (None, None, None)
+    assert req["a"].headers == {"Accept-Language": "en"} and req["a"].timeout == 60
+    assert (req["a"].obey_robots, req["b"].obey_robots, req["c"].obey_robots) == (False, True, True)
+    # Two sources on one host: the more polite delay and concurrency win; other hosts keep the defaults.
+    assert slots == {"one.example": {"delay": 5.0, "concurrency": 1.0}}
+    settings = get_settings(database_url="sqlite://", obey_robots=False, concurrency=4,
+                            concurrency_per_domain=1, download_delay=3)
+    conf = scrapy_settings(settings, slots, None, obey_robots=True)
+    assert conf["DOWNLOAD_SLOTS"] == {"one.example": {"delay": 5.0, "concurrency": 1}}
+    assert (conf["CONCURRENT_REQUESTS"], conf["CONCURRENT_REQUESTS_PER_DOMAIN"], conf["DOWNLOAD_DELAY"]) == (4, 1, 3)
+    assert conf["ROBOTSTXT_OBEY"] is True and 429 in conf["RETRY_HTTP_CODES"]  # type: ignore[operator]
