@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -262,3 +263,25 @@ def test_a_kind_without_a_spider_is_a_recorded_failure(db_url: str) -> None:
     fixed(crawl(db_url, expect=3), failed=1)
     error = sources(db_url)["future"]["last_error"]
     assert error.startswith("no spider fetches sources of kind 'feed'") and "known: html" in error
+
+
+def test_retry_waits_back_off_and_honour_retry_after() -> None:
+    from email.utils import format_datetime
+
+    from scrapy import Request
+    from scrapy.settings import Settings as ScrapySettings
+
+    from spiders.middlewares import BackoffRetryMiddleware, _retry_after
+    from tracker.db import utcnow
+
+    assert _retry_after(b"7") == 7.0
+    later = _retry_after(format_datetime(utcnow() + timedelta(seconds=30), usegmt=True).encode())
+    assert later is not None and 25 <= later <= 30
+    assert _retry_after(b"soon") is None and _retry_after(None) is None
+    mw = BackoffRetryMiddleware(ScrapySettings({"TRACKER_RETRY_BACKOFF_BASE": 2.0, "TRACKER_RETRY_BACKOFF_MAX": 10.0}))
+    first = mw._delay(Request("http://x/", meta={"retry_times": 0}), None)
+    third = mw._delay(Request("http://x/", meta={"retry_times": 2}), None)
+    assert 1.5 <= first <= 2.5 and 6.0 <= third <= 10.0  # base * 2**n, with jitter, capped
+    assert mw._delay(Request("http://x/", meta={"retry_times": 5}), None) == 10.0
+    assert mw._delay(Request("http://x/"), 3.0) == 3.0  # Retry-After wins...
+    assert mw._delay(Request("http://x/"), 3600.0) == 10.0  # ...up to the cap
