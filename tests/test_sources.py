@@ -8,7 +8,7 @@ from textwrap import dedent
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tests.conftest import run_tracker
 from tracker.db import session_scope
@@ -252,3 +252,24 @@ def test_duplicate_keys_are_errors_not_silently_the_last_value(tmp_path: Path) -
     text = ("sources:\n  - id: a\n    name: A\n    url: https://example.com/old\n"
             "    url: https://example.com/new\n    select: [main]\n")
     assert problems(write(tmp_path, text)) == ["line 5: duplicate key `url` (first on line 4)"]
+
+
+def test_a_structure_only_difference_is_a_new_version_but_no_change(engine: Engine, tmp_path: Path) -> None:
+    with session_scope(engine) as s:
+        sync_sources(session=s, specs=load_sources_file(write(tmp_path, GOOD)))
+    flat = '<article class="policy"><h2>A</h2><p>Intro.</p><h2>B</h2><p>Text.</p></article>'
+    nested = flat.replace("<h2>B</h2>", "<h3>B</h3>")  # B is now a subsection of A
+    with session_scope(engine) as s:
+        _record(s, "tiktok-privacy-policy", flat)
+        _record(s, "tiktok-privacy-policy", nested)
+    with session_scope(engine) as s:
+        versions = s.exec(select(Version).order_by(col(Version.id))).all()
+        assert len(versions) == 2
+        assert versions[-1].blocks[-1]["path"] == ["A", "B"]
+        assert s.exec(select(Change)).all() == []
+        state = s.get(CheckState, "tiktok-privacy-policy")
+        assert state is not None and state.last_result == "unchanged"
+    with session_scope(engine) as s:  # and the next real edit is diffed against the new structure
+        _record(s, "tiktok-privacy-policy", nested.replace("Text.", "New text."))
+        (change,) = s.exec(select(Change)).all()
+        assert change.sections == ["A > B"] and change.modified == 1

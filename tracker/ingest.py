@@ -225,6 +225,11 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
             else:
                 old_blocks = rebased
     diff = diff_blocks(old_blocks, extracted.blocks)
+    if not diff:
+        # Same blocks and words, only the heading structure moved (an <h2> became an <h3>): the
+        # new version keeps the paths current, but there is no change for anyone to read.
+        _succeed(state, fetch, UNCHANGED)
+        return CheckOutcome(source.id, UNCHANGED, version_id=version.id)
     change = Change(source_id=source.id, from_version_id=baseline.id or 0, to_version_id=version.id or 0,
                     detected_at=fetch.fetched_at, technical=technical, sections=diff.sections,
                     added=diff.added, removed=diff.removed, modified=diff.modified, diff=diff.to_json())
