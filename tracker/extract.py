@@ -40,7 +40,7 @@ KIND_OF = {"li": "list_item", "dt": "term", "dd": "definition", "pre": "preforma
            "blockquote": "quote", "caption": "caption", "figcaption": "caption"}
 _INVISIBLE_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _INVISIBLE = dict.fromkeys(map(ord, _INVISIBLE_CHARS), None)
-_HASH_JSON = json.JSONEncoder(ensure_ascii=False)
+_json_string = json.encoder.encode_basestring  # a JSON string literal, as json.dumps(ensure_ascii=False) writes it
 _CHARSET_HEADER = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
 _URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.I)
 # Query parameters that identify a click or a campaign, never the page.
@@ -147,12 +147,18 @@ def _untrack(m: re.Match[str]) -> str:
 
 def blocks_hash(blocks: Iterable[Block]) -> str:
     """A stable hash of the extracted text: equal hashes mean no change."""
-    h = hashlib.sha256()
-    encode = _HASH_JSON.encode  # what json.dumps(..., ensure_ascii=False) does, without a new encoder per block
+    # Each block hashed as json.dumps([kind, path, text], ensure_ascii=False) + "\n", written out
+    # with json's own string encoder (what json.dumps does inside, without its per-call set-up),
+    # each heading path encoded once, and the whole page hashed in one update.
+    q = _json_string
+    paths: dict[tuple[str, ...], str] = {}
+    parts = []
     for b in blocks:
-        h.update(encode([b.kind, b.path, b.text]).encode())
-        h.update(b"\n")
-    return h.hexdigest()
+        path = paths.get(b.path)
+        if path is None:
+            path = paths[b.path] = "[" + ", ".join(map(q, b.path)) + "]"
+        parts.append("[" + q(b.kind) + ", " + path + ", " + q(b.text) + "]\n")
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 def validate_selector(selector: str) -> str | None:
@@ -219,9 +225,11 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
 MAX_DEPTH = 2048
 
 
-def _parse(markup: str) -> lxml.html.HtmlElement:
+def _parse(markup: str) -> lxml.etree._Element:
     markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup)  # lxml refuses str input with a declaration
-    parser = lxml.html.HTMLParser(huge_tree=True)
+    # lxml.etree's HTML parser, not lxml.html's: the same parse, but plain elements, without the
+    # Python class lookup lxml.html runs for every element the walk touches (hot path).
+    parser = lxml.etree.HTMLParser(huge_tree=True)
     try:
         root = lxml.html.document_fromstring(markup, parser=parser)
     except (lxml.etree.ParserError, ValueError):
@@ -258,7 +266,7 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None)
             _drop(el)
 
     if rules.select:
-        roots: list[lxml.html.HtmlElement] = []
+        roots: list[lxml.etree._Element] = []
         seen: set[int] = set()
         for sel in rules.select:
             for el in CSSSelector(sel)(root):
@@ -308,55 +316,91 @@ class _Walker:
         self.headings: list[tuple[int, str]] = []
         self.buffer: list[str] = []
         self.kind_stack: list[str] = ["paragraph"]
+        self._path: tuple[str, ...] = ()
 
     @property
     def path(self) -> tuple[str, ...]:
         return tuple(text for _, text in self.headings)
 
     def flush(self) -> None:
-        if self.buffer:
-            text = normalise_text("".join(self.buffer))
-            self.buffer.clear()
-            if text:
-                self.blocks.append(Block(self.kind_stack[-1], text, self.path))
+        buffer = self.buffer
+        if buffer:
+            text = "".join(buffer)
+            buffer.clear()
+            if not text.isspace():  # whitespace between blocks normalises to nothing
+                text = normalise_text(text)
+                if text:
+                    self.blocks.append(Block(self.kind_stack[-1], text, self._path))
 
+    # The walk is the hot path of every fetch that is extracted: one loop, local names, the
+    # heading path kept as a tuple (rebuilt only when a heading is seen), flush only when the
+    # buffer holds text.
     def walk(self, root: lxml.etree._Element) -> None:
         """Turn root's subtree into blocks (iteratively: hostile pages nest thousands deep)."""
+        self._path = self.path
         if not self._open(root):
             return
+        buffer = self.buffer
+        kind_stack = self.kind_stack
+        block_tags, kind_of = BLOCK_TAGS, KIND_OF
         stack = [(root, iter(root))]
+        push, pop = stack.append, stack.pop
         while stack:
             el, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                stack.pop()
-                self._close(el)
-                if stack and el.tail:  # the tail belongs to the parent, still open
-                    self.buffer.append(el.tail)
-                continue
-            if self._open(child):
-                stack.append((child, iter(child)))
-            elif child.tail:
-                self.buffer.append(child.tail)
+            for child in children:
+                # Open the child; headings and table rows are taken whole, never entered.
+                tag = child.tag
+                tag = tag.lower() if isinstance(tag, str) else ""
+                if tag in block_tags:
+                    if tag == "tr":
+                        self._row(child)
+                    else:
+                        if buffer:
+                            self.flush()
+                        if tag in kind_of:
+                            kind_stack.append(kind_of[tag])
+                        text = child.text
+                        if text:
+                            buffer.append(text)
+                        push((child, iter(child)))
+                        break
+                elif tag in HEADINGS:
+                    self._heading(child, tag)
+                else:
+                    text = child.text
+                    if text:
+                        buffer.append(text)
+                    push((child, iter(child)))
+                    break
+                tail = child.tail
+                if tail:
+                    buffer.append(tail)
+            else:
+                pop()
+                tag = el.tag
+                tag = tag.lower() if isinstance(tag, str) else ""
+                if tag in block_tags:
+                    if buffer:
+                        self.flush()
+                    if tag in kind_of:
+                        kind_stack.pop()
+                elif tag == "img":
+                    alt = el.get("alt")
+                    if alt:
+                        buffer.append(" " + alt + " ")
+                if stack:  # the tail belongs to the parent, still open
+                    tail = el.tail
+                    if tail:
+                        buffer.append(tail)
 
     def _open(self, el: lxml.etree._Element) -> bool:
         """Start an element; False when it was taken whole (heading, table row)."""
         tag = el.tag.lower() if isinstance(el.tag, str) else ""
         if tag in HEADINGS:
-            self.flush()
-            text = normalise_text(el.text_content())
-            if text:
-                level = HEADINGS[tag]
-                while self.headings and self.headings[-1][0] >= level:
-                    self.headings.pop()
-                self.headings.append((level, text))
-                self.blocks.append(Block("heading", text, self.path))
+            self._heading(el, tag)
             return False
         if tag == "tr":
-            self.flush()
-            cells = [normalise_text(c.text_content()) for c in el if isinstance(c.tag, str)]
-            if any(cells):
-                self.blocks.append(Block("table_row", " | ".join(cells), self.path))
+            self._row(el)
             return False
         if tag in BLOCK_TAGS:
             self.flush()
@@ -366,14 +410,26 @@ class _Walker:
             self.buffer.append(el.text)
         return True
 
-    def _close(self, el: lxml.etree._Element) -> None:
-        tag = el.tag.lower() if isinstance(el.tag, str) else ""
-        if tag in BLOCK_TAGS:
-            self.flush()
-            if tag in KIND_OF:
-                self.kind_stack.pop()
-        elif tag == "img" and el.get("alt"):
-            self.buffer.append(" " + el.get("alt", "") + " ")
+    def _heading(self, el: lxml.etree._Element, tag: str) -> None:
+        self.flush()
+        text = normalise_text(_text_content(el))
+        if text:
+            level = HEADINGS[tag]
+            while self.headings and self.headings[-1][0] >= level:
+                self.headings.pop()
+            self.headings.append((level, text))
+            self._path = self.path
+            self.blocks.append(Block("heading", text, self._path))
+
+    def _row(self, el: lxml.etree._Element) -> None:
+        self.flush()
+        cells = [normalise_text(_text_content(c)) for c in el if isinstance(c.tag, str)]
+        if any(cells):
+            self.blocks.append(Block("table_row", " | ".join(cells), self._path))
+
+
+# What lxml.html's HtmlElement.text_content() evaluates: every text node inside the element.
+_text_content = lxml.etree.XPath("string()")
 
 
 def blocks_from_json(data: Sequence[dict[str, Any]]) -> list[Block]:
