@@ -30,6 +30,7 @@ from tracker.export import (
     run_export,
 )
 from tracker.export_manifest import verify_export
+from tracker.export_writers import sha256_file
 from tracker.extract import Block, blocks_hash
 from tracker.mapping import MappingContext, map_change
 from tracker.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
@@ -390,9 +391,10 @@ def test_every_format_matches_the_database(db_url: str, engine: Engine, tmp_path
     # Every export verifies.
     for out, _manifest in results.values():
         path = out / "manifest.json" if out.is_dir() else out.with_name(out.stem + ".manifest.json")
-        r = run_tracker(db_url, "export", "verify", str(path))
+        r = run_tracker(db_url, "export", "verify", "--rows", str(path))
         assert r.returncode == 0, r.stdout + r.stderr
         assert "export verified" in r.stdout
+        assert f"ok     audit rows: all {len(want['audit_events'])} exported audit events" in r.stdout
 
 
 def test_hostile_text_stays_text(db_url: str, engine: Engine, tmp_path: Path) -> None:
@@ -472,6 +474,33 @@ def test_a_changed_file_fails_verify(db_url: str, engine: Engine, tmp_path: Path
     assert any(line.startswith("FAILED impacts.csv: changed since export") for line in lines), r.stdout
     assert "ok     changes.csv" in lines and "ok     audit_events.csv" in lines
     assert "export verification FAILED" in r.stdout
+
+    # A forger who edits an audit row and rewrites the manifest to match passes the file check;
+    # --rows catches it, whether the row's hash is left alone or recomputed to match.
+    jsonl = tmp_path / "forged"
+    export(db_url, h, "jsonl", jsonl)
+    manifest_path = jsonl / "manifest.json"
+    events = jsonl / "audit_events.jsonl"
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    victim = next(r for r in rows if r["action"] == "impact.status" and r["after"].get("status") == "dismissed")
+    victim["actor"] = "someone-else@example.com"
+    for recompute in (False, True):
+        if recompute:
+            body = audit.canonical(seq=victim["seq"], at=datetime.fromisoformat(victim["at_utc_exact"]),
+                                   actor=victim["actor"], action=victim["action"], entity_type=victim["entity_type"],
+                                   entity_id=victim["entity_id"], before=victim["before"], after=victim["after"],
+                                   prev_hash=victim["prev_hash"])
+            victim["hash"] = audit.hashlib.sha256(victim["prev_hash"].encode() + body).hexdigest()
+        events.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        m = json.loads(manifest_path.read_text())
+        entry = next(f for f in m["files"] if f["path"] == "audit_events.jsonl")
+        entry["sha256"], entry["bytes"] = sha256_file(events)
+        manifest_path.write_text(json.dumps(m))
+        assert run_tracker(db_url, "export", "verify", str(manifest_path)).returncode == 0
+        r = run_tracker(db_url, "export", "verify", "--rows", str(manifest_path))
+        assert r.returncode == 1, r.stdout
+        why = "database's event" if recompute else "no longer matches its hash"
+        assert f"FAILED audit rows: exported audit event #{victim['seq']}" in r.stdout and why in r.stdout, r.stdout
 
     # A removed file, an edited workbook and an edited zip fail too.
     (tmp_path / "csv" / "changes.csv").unlink()

@@ -280,19 +280,20 @@ def change_rows(session: Session, scope: _Scope, base_url: str) -> Iterator[tupl
 
 
 def readable_reasons(reasons: Sequence[dict[str, Any]] | None) -> str:
-    """Impact reasons as text, one watch per line: "watch 1 · source x · sections: a; b · keywords: k"."""
+    """Impact reasons as text, one per line, worded like `tracker impacts show`:
+    "watch 1 on alpha: sections A > B; C (globs: *), keywords appeal"."""
     lines = []
     for reason in reasons or []:
         parts = []
-        for key, value in reason.items():
-            if value in (None, "", [], {}):
-                continue
-            if isinstance(value, list | tuple):
-                value = "; ".join(str(v) for v in value)
-            elif isinstance(value, dict):
-                value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-            parts.append(f"{key}: {value}")
-        lines.append(" · ".join(parts))
+        if reason.get("sections"):
+            globs = f" (globs: {', '.join(map(str, reason['globs']))})" if reason.get("globs") else ""
+            parts.append("sections " + "; ".join(map(str, reason["sections"])) + globs)
+        if reason.get("keywords"):
+            parts.append("keywords " + ", ".join(map(str, reason["keywords"])))
+        known = {"watch", "source", "sections", "globs", "keywords"}
+        parts += [f"{k} {json.dumps(v, ensure_ascii=False, sort_keys=True)}"
+                  for k, v in reason.items() if k not in known and v not in (None, "", [], {})]
+        lines.append(f"watch {reason.get('watch')} on {reason.get('source')}: " + (", ".join(parts) or "any change"))
     return "\n".join(lines)
 
 

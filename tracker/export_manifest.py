@@ -1,4 +1,5 @@
-"""Reading an export back: the manifest, re-hashing its files, and checking the audit chain head.
+"""Reading an export back: the manifest, re-hashing its files, checking the audit chain head, and
+(--rows) checking every exported audit event against the database.
 
 Also the pieces the export shares with its verification: the error type, keyset pagination
 and a fast full verification of the audit chain.
@@ -6,11 +7,15 @@ and a fast full verification of the audit chain.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +96,12 @@ class ExportVerification:
     files: list[FileCheck]
     chain_ok: bool | None  # None: not checked (no database)
     chain_message: str
+    rows_ok: bool | None = None  # None: not checked (no --rows)
+    rows_message: str = "audit rows not checked against the database (--rows)"
 
     @property
     def ok(self) -> bool:
-        return all(f.ok for f in self.files) and self.chain_ok is not False
+        return all(f.ok for f in self.files) and self.chain_ok is not False and self.rows_ok is not False
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
@@ -160,11 +167,109 @@ def check_chain(*, session: Session, manifest: dict[str, Any]) -> tuple[bool, st
                   f"({result.count} events, head now #{result.head_seq}){notes}")
 
 
-def verify_export(*, manifest_path: Path, session: Session | None) -> ExportVerification:
-    """Re-hash an export's files and (given a session) check its chain head against the database."""
+_AUDIT_TEXT = ("actor", "action", "entity_type", "entity_id", "prev_hash", "hash", "at_utc_exact")
+
+
+def _undefuse(value: str) -> str:
+    # Undo the CSV export's formula guard ("'" before = + - @ …).
+    return value[1:] if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _audit_file_rows(manifest: dict[str, Any], base: Path) -> Iterator[dict[str, Any]]:
+    """The exported audit events, whatever the format, as dicts with JSON values decoded."""
+    fmt = manifest.get("query", {}).get("format")
+    for entry in manifest["files"]:
+        path = base / entry["path"]
+        if fmt == "xlsx":
+            from openpyxl import load_workbook
+
+            wb = load_workbook(path, read_only=True)
+            rows = wb["audit_events"].iter_rows(values_only=True)
+            names = [str(n) for n in next(rows)]
+            for values in rows:
+                row = dict(zip(names, values, strict=True))
+                for key in ("before", "after"):
+                    row[key] = json.loads(row[key]) if row[key] else None
+                yield row
+            wb.close()
+            continue
+        members = [m["path"] for m in entry.get("members") or []] or [entry["path"]]
+        for member in members:
+            if not member.startswith("audit_events."):
+                continue
+            with contextlib.ExitStack() as stack:
+                if entry.get("members") is not None:
+                    raw = stack.enter_context(stack.enter_context(zipfile.ZipFile(path)).open(member))
+                else:
+                    raw = stack.enter_context(path.open("rb"))
+                text = stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
+                if member.endswith(".jsonl"):
+                    for line in text:
+                        yield json.loads(line)
+                    continue
+                for row in csv.DictReader(text):
+                    out: dict[str, Any] = {k: _undefuse(v) for k, v in row.items() if k in _AUDIT_TEXT}
+                    out["seq"] = int(row["seq"])
+                    for key in ("before", "after"):
+                        out[key] = json.loads(row[key]) if row[key] else None
+                    yield out
+
+
+def check_audit_rows(*, session: Session, manifest: dict[str, Any], base: Path) -> tuple[bool, str]:
+    """Every exported audit event must recompute to its own hash and be, hash for hash, the database's event."""
+    t = AuditEvent.__table__  # type: ignore[attr-defined]
+    count = 0
+    batch: list[tuple[int, str]] = []
+
+    def flush() -> str | None:
+        query = sa.select(t.c.seq, t.c.hash).where(t.c.seq.in_([seq for seq, _ in batch]))
+        stored: dict[int, str] = {row[0]: row[1] for row in session.execute(query)}
+        for seq, digest in batch:
+            if seq not in stored:
+                return f"exported audit event #{seq} is not in the database's chain"
+            if stored[seq] != digest:
+                return f"exported audit event #{seq} has hash {digest}, the database's event #{seq} has {stored[seq]}"
+        batch.clear()
+        return None
+
+    for row in _audit_file_rows(manifest, base):
+        try:
+            at = datetime.fromisoformat(row["at_utc_exact"])
+            body = audit.canonical(seq=row["seq"], at=at, actor=row["actor"], action=row["action"],
+                                   entity_type=row["entity_type"], entity_id=row["entity_id"],
+                                   before=row["before"], after=row["after"], prev_hash=row["prev_hash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return False, f"exported audit event #{row.get('seq')} cannot be read: {exc}"
+        if hashlib.sha256(row["prev_hash"].encode() + body).hexdigest() != row["hash"]:
+            return False, (f"exported audit event #{row['seq']} no longer matches its hash: the row was edited "
+                           "(or, in XLSX, cut at Excel's 32,767-character limit: check the CSV/JSONL export)")
+        batch.append((row["seq"], row["hash"]))
+        count += 1
+        if len(batch) >= 1000 and (problem := flush()):
+            return False, problem
+    if batch and (problem := flush()):
+        return False, problem
+    expected = (manifest.get("row_counts") or {}).get("audit_events")
+    if expected is not None and expected != count:
+        return False, f"the export holds {count} audit events, the manifest says {expected}"
+    return True, f"all {count} exported audit events recompute to their hashes and are the database's events"
+
+
+def verify_export(*, manifest_path: Path, session: Session | None, rows: bool = False) -> ExportVerification:
+    """Re-hash an export's files and (given a session) check its chain head against the database.
+
+    rows=True also recomputes every exported audit event's hash and compares it with the database.
+    """
     manifest = load_manifest(manifest_path)
     files = check_files(manifest, manifest_path.parent)
     if session is None:
         return ExportVerification(files, None, "audit chain not checked (no database)")
     ok, message = check_chain(session=session, manifest=manifest)
-    return ExportVerification(files, ok, message)
+    result = ExportVerification(files, ok, message)
+    if rows:
+        if all(f.ok for f in files):
+            result.rows_ok, result.rows_message = check_audit_rows(session=session, manifest=manifest,
+                                                                   base=manifest_path.parent)
+        else:
+            result.rows_message = "audit rows not checked: a file failed its SHA-256 check"
+    return result

@@ -85,6 +85,8 @@ def export(
 def export_verify(
     manifest: Annotated[Path, typer.Argument(help="the export's manifest.json")],
     files_only: bool = typer.Option(False, "--files-only", help="only re-hash the files (no database)"),
+    rows: bool = typer.Option(False, "--rows", help="also recompute every exported audit event's hash and "
+                              "compare it with the database's event"),
     as_json: bool = typer.Option(False, "--json", help="JSON output"),
 ) -> None:
     """Re-hash an export's files and check its audit chain head against the database (exit 0 ok, 1 failed)."""
@@ -93,17 +95,21 @@ def export_verify(
             result = verify_export(manifest_path=manifest, session=None)
         else:
             with session() as s:
-                result = verify_export(manifest_path=manifest, session=s)
+                result = verify_export(manifest_path=manifest, session=s, rows=rows)
     except ExportError as exc:
         fail(str(exc), EXIT_FAILED)
     if as_json:
         emit_json({"ok": result.ok, "files": [f.__dict__ for f in result.files],
-                   "chain_ok": result.chain_ok, "chain": result.chain_message})
+                   "chain_ok": result.chain_ok, "chain": result.chain_message,
+                   "rows_ok": result.rows_ok, "rows": result.rows_message})
     else:
         for f in result.files:
             typer.echo(f"{'ok    ' if f.ok else 'FAILED'} {f.path}" + (f": {f.problem}" if f.problem else ""))
         label = {True: "ok    ", False: "FAILED", None: "skip  "}[result.chain_ok]
         typer.echo(f"{label} audit chain: {result.chain_message}")
+        if rows and not files_only:
+            label = {True: "ok    ", False: "FAILED", None: "skip  "}[result.rows_ok]
+            typer.echo(f"{label} audit rows: {result.rows_message}")
         typer.echo("export verified" if result.ok else "export verification FAILED")
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)
