@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
@@ -318,3 +319,38 @@ def test_cli_overdue(db_url: str, session: Session, impacts: list[Impact]) -> No
     assert [r["id"] for r in overdue] == [a.id] and overdue[0]["overdue"] is True
     cli(db_url, "impacts", "dismiss", str(a.id), "--reason", "n/a", "--by", PM)
     assert json.loads(cli(db_url, "impacts", "list", "--overdue", "--json").stdout) == []
+
+
+def test_two_people_deciding_at_once_do_not_lose_an_update(engine: Any, session: Session,
+                                                            impacts: list[Impact]) -> None:
+    """The second decision waits for the first and sees it: one transition, the other refused."""
+    import threading
+
+    iid = impacts[0].id or 0
+    first = Session(engine, expire_on_commit=False)
+    mark_impact(session=first, impact_id=iid, by="first@example.com", status="needs_update")  # holds the lock
+    outcome: list[object] = []
+
+    def second() -> None:
+        with Session(engine, expire_on_commit=False) as s:
+            try:
+                mark_impact(session=s, impact_id=iid, by="second@example.com", status="needs_update")
+                s.commit()
+                outcome.append("marked")
+            except WorkflowError as exc:
+                s.rollback()
+                outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.5)  # it cannot finish while the first transaction is open
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], WorkflowError)
+    assert "already needs_update" in str(outcome[0])
+    session.expire_all()
+    status_events = events(session, "impact.status")
+    assert [(e.actor, e.after) for e in status_events] == [("first@example.com", {"status": "needs_update"})]
+    assert verify(session).ok

@@ -14,6 +14,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.audit import SYSTEM, append_event
@@ -81,8 +82,18 @@ def is_overdue(impact: Impact, *, today: date | None = None) -> bool:
     return impact.due_date < (today or utcnow().date())
 
 
+def _lock(session: Session, where: str, value: int) -> None:
+    """Serialise decisions: whoever decides second sees the first decision (no lost update)."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: a write that changes nothing takes the database write lock
+        # before we read (PostgreSQL gets SELECT … FOR UPDATE instead).
+        session.execute(sa.text(f"UPDATE impact SET id = id WHERE {where} = :v"), {"v": value})
+
+
 def _load(session: Session, impact_id: int) -> Impact:
-    impact = session.exec(select(Impact).where(Impact.id == impact_id).with_for_update()).first()
+    _lock(session, "id", impact_id)
+    impact = session.exec(select(Impact).where(Impact.id == impact_id).with_for_update()
+                          .execution_options(populate_existing=True)).first()
     if impact is None:
         raise WorkflowError(f"no impact {impact_id}: see `tracker impacts list`")
     return impact
@@ -169,8 +180,9 @@ def mark_change(*, session: Session, change_id: int, by: str, status: str,
     WorkflowError names each refused impact.
     """
     by = check_actor(by)
-    impacts = list(session.exec(select(Impact).where(Impact.change_id == change_id)
-                                .order_by(col(Impact.id)).with_for_update()).all())
+    _lock(session, "change_id", change_id)
+    impacts = list(session.exec(select(Impact).where(Impact.change_id == change_id).order_by(col(Impact.id))
+                                .with_for_update().execution_options(populate_existing=True)).all())
     if not impacts:
         raise WorkflowError(f"change {change_id} has no impacts: see `tracker impacts list`")
     todo = [i for i in impacts if i.status != status]
