@@ -247,3 +247,26 @@ def test_cli_sops_sync_and_list(db_url: str, session: Session, tmp_path: Path) -
     session.expire_all()
     actors = {e.actor for e in events(session) if e.entity_type in ("sop", "team")}
     assert actors == {"admin@example.com"}
+
+
+def test_save_one_sop(session: Session, tmp_path: Path) -> None:
+    """One SOP edited outside the file (the web UI): validated against the database, audited."""
+    from tracker.sops import SopSpec, WatchSpec, save_sop
+
+    _sources(session)
+    sync_sops(session=session, sop_file=load_sops_file(write(tmp_path, GOOD), known_sources=SOURCES))
+    spec = SopSpec(id="SOP-NEW", title="New", owner="dan@example.com", team="appeals",
+                   watches=[WatchSpec(source="tiktok-privacy-policy", keywords=["minor*"])])
+    assert save_sop(session=session, spec=spec, actor="dan@example.com") == ("added", {})
+    edited = spec.model_copy(update={"title": "Newer"})
+    assert save_sop(session=session, spec=edited, actor="dan@example.com") == ("updated",
+                                                                               {"title": ("New", "Newer")})
+    assert save_sop(session=session, spec=edited, actor="dan@example.com") == ("unchanged", {})
+    session.commit()
+    tail = [(e.actor, e.action, e.entity_id) for e in events(session)[-2:]]
+    assert tail == [("dan@example.com", "sop.added", "SOP-NEW"), ("dan@example.com", "sop.updated", "SOP-NEW")]
+    bad = spec.model_copy(update={"team": "ghosts", "watches": [WatchSpec(source="nope")]})
+    with pytest.raises(RegistryError) as err:
+        save_sop(session=session, spec=bad, actor="dan@example.com")
+    assert err.value.problems == ["SOP SOP-NEW: unknown team 'ghosts'",
+                                  "SOP SOP-NEW: watches[1].source: unknown source 'nope'"]

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
 from tracker.mapping import glob_problem, keyword_problem
-from tracker.models import Sop, Team
+from tracker.models import Sop, Source, Team
 from tracker.yamlfile import RegistryError, load_yaml, strip_lines
 
 SOP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
@@ -300,23 +300,13 @@ def sync_sops(*, session: Session, sop_file: SopFile, actor: str = SYSTEM) -> So
 
     sops = {s.id: s for s in session.exec(select(Sop)).all()}
     for spec in sop_file.sops:
-        wanted = sop_fields(spec)
-        row = sops.pop(spec.id, None)
-        if row is None:
-            session.add(Sop(id=spec.id, created_at=now, updated_at=now, **wanted))
+        what, changes = _save(session, sops.pop(spec.id, None), spec, actor)
+        if what == "added":
             report.added.append(spec.id)
-            _audit(session, actor, "sop.added", "sop", spec.id, after={"id": spec.id, **wanted})
-            continue
-        changes = _diff(row, wanted)
-        if not changes:
+        elif what == "updated":
+            report.updated[spec.id] = changes
+        else:
             report.unchanged.append(spec.id)
-            continue
-        for k, (_, v) in changes.items():
-            setattr(row, k, v)
-        row.updated_at = now
-        session.add(row)
-        report.updated[spec.id] = changes
-        _audit(session, actor, "sop.updated", "sop", spec.id, changes)
     for row in sops.values():
         if row.enabled:
             row.enabled = False
@@ -326,3 +316,40 @@ def sync_sops(*, session: Session, sop_file: SopFile, actor: str = SYSTEM) -> So
             _audit(session, actor, "sop.disabled", "sop", row.id, {"enabled": (True, False)})
     session.flush()
     return report
+
+
+def _save(session: Session, row: Sop | None, spec: SopSpec, actor: str) -> tuple[str, dict[str, tuple[Any, Any]]]:
+    wanted = sop_fields(spec)
+    now = utcnow()
+    if row is None:
+        session.add(Sop(id=spec.id, created_at=now, updated_at=now, **wanted))
+        _audit(session, actor, "sop.added", "sop", spec.id, after={"id": spec.id, **wanted})
+        return "added", {}
+    changes = _diff(row, wanted)
+    if not changes:
+        return "unchanged", {}
+    for k, (_, v) in changes.items():
+        setattr(row, k, v)
+    row.updated_at = now
+    session.add(row)
+    _audit(session, actor, "sop.updated", "sop", spec.id, changes)
+    return "updated", changes
+
+
+def save_sop(*, session: Session, spec: SopSpec, actor: str) -> tuple[str, dict[str, tuple[Any, Any]]]:
+    """Add or update one SOP (e.g. edited in the web UI), audited; ("added"|"updated"|"unchanged", changes).
+
+    Its team and watched sources must exist; raises RegistryError naming what is unknown.
+    """
+    problems: list[str] = []
+    if spec.team is not None and session.get(Team, spec.team) is None:
+        problems.append(f"SOP {spec.id}: unknown team {spec.team!r}")
+    known = set(session.exec(select(Source.id)).all())
+    for n, watch in enumerate(spec.watches, 1):
+        if watch.source not in known:
+            problems.append(f"SOP {spec.id}: watches[{n}].source: unknown source {watch.source!r}")
+    if problems:
+        raise RegistryError(f"SOP {spec.id}", problems)
+    result = _save(session, session.get(Sop, spec.id), spec, actor)
+    session.flush()
+    return result
