@@ -8,7 +8,9 @@ A watch matches a change when the change is in the watch's source, and
 - if it has `keywords`: one of them occurs as a whole word (case-insensitive) in the changed
   text: the inserted and deleted words of modified blocks, the whole text of added or removed
   blocks. A keyword may be a phrase ("data retention"); a trailing `*` makes it a prefix
-  ("appeal*" matches "appeals").
+  ("appeal*" matches "appeals"). With sections too, the keyword must be in the changed text of a
+  block under a matching section.
+Technical changes (the extraction rules changed, not the policy) are never mapped.
 
 Matching is built once per run (globs and keywords compiled, watches indexed by source, glob
 and keyword) so a change costs what it touches, not the number of SOPs.
