@@ -187,7 +187,8 @@ def crawl_child_connected(proc: subprocess.Popen[str], port: int) -> bool:
     """Whether the service's crawl subprocess has a connection open to the site (the fetch is in flight)."""
     try:
         for child in psutil.Process(proc.pid).children(recursive=True):
-            for conn in child.net_connections(kind="tcp"):
+            conns = getattr(child, "net_connections", None) or child.connections  # psutil < 6 has connections()
+            for conn in conns(kind="tcp"):
                 if conn.raddr and conn.raddr.port == port:
                     return True
     except psutil.Error:
