@@ -385,3 +385,18 @@ def test_status_reports_sources_next_runs_heartbeat_and_impacts(db_url: str, eng
     with Session(engine) as s:
         after = collect_status(session=s, settings=svc.settings, now=utcnow())
     assert after["scheduler"]["alive"] is False and after["scheduler"]["stop_reason"] == "done"
+
+
+def test_structured_log_formats() -> None:
+    import json
+    import logging
+
+    from tracker.service import JsonFormatter, KeyValueFormatter
+
+    record = logging.LogRecord("tracker.service", logging.INFO, __file__, 1, "crawl.finished", None, None)
+    record.fields = {"sources": ["a", "b"], "result": "ok", "output": 'checked 2 source(s): "fine"'}
+    data = json.loads(JsonFormatter().format(record))
+    assert data["event"] == "crawl.finished" and data["level"] == "info" and data["sources"] == ["a", "b"]
+    line = KeyValueFormatter().format(record)
+    assert " level=info event=crawl.finished sources=a,b result=ok " in line
+    assert 'output="checked 2 source(s): \\"fine\\""' in line
