@@ -106,6 +106,15 @@ def latest_version(*, session: Session, source_id: str) -> Version | None:
     ).first()
 
 
+def _baseline_ref(*, session: Session, source_id: str) -> tuple[int, str] | None:
+    """The id and text hash of the newest version, without loading its blocks (hot path)."""
+    row = session.exec(
+        select(Version.id, Version.text_hash).where(Version.source_id == source_id)
+        .order_by(col(Version.id).desc()).limit(1)
+    ).first()
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
 def rules_for(source: Source) -> Rules:
     """The extraction rules a source declares."""
     return Rules(select=tuple(source.select), remove=tuple(source.remove))
@@ -173,7 +182,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
         return _fail(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
                      keep_body=bool(fetch.body))
     if fetch.not_modified:
-        if latest_version(session=session, source_id=source.id) is None:
+        if _baseline_ref(session=session, source_id=source.id) is None:
             # Only a request carrying validators may be answered 304, and those need a baseline.
             return _fail(session=session, source=source, state=state, fetch=fetch, keep_body=False,
                          error=f"HTTP 304 (not modified) from {fetch.final_url or fetch.url} although no "
@@ -192,11 +201,13 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
         return _fail(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                      keep_body=True)
 
-    baseline = latest_version(session=session, source_id=source.id)
+    ref = _baseline_ref(session=session, source_id=source.id)
     text_hash = extracted.hash
-    if baseline is not None and baseline.text_hash == text_hash:
+    if ref is not None and ref[1] == text_hash:
+        # Unchanged: the baseline's blocks are never loaded (the common case of an unvalidated fetch).
         _succeed(state, fetch, UNCHANGED)
-        return CheckOutcome(source.id, UNCHANGED, version_id=baseline.id)
+        return CheckOutcome(source.id, UNCHANGED, version_id=ref[0])
+    baseline = session.get(Version, ref[0]) if ref is not None else None
 
     sha = store_blob(session=session, data=fetch.body)
     snapshot = Snapshot(source_id=source.id, fetched_at=fetch.fetched_at, url=fetch.final_url or fetch.url,
