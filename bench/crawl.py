@@ -145,7 +145,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def med(rounds: list[Round], run: str, fig: str) -> float:
-        return statistics.median(getattr(getattr(r, run), fig) for r in rounds)
+        return float(statistics.median(getattr(getattr(r, run), fig) for r in rounds))
 
     print()
     print(f"{'':<24}{'tracker':>12}{'urlwatch ' + URLWATCH_VERSION:>16}{'ratio':>9}  target")

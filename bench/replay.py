@@ -6,6 +6,10 @@ crawl again (conditional GET: 304, not modified), clear the stored validators an
 (a full fetch and re-extraction of the same version: unchanged). Counts are checked against an
 independent extraction of the rendered pages; the database must not grow on re-fetches.
 
+"text differs": the blocks of a version, extracted independently from the rendered page, differ
+in words from the previous version's (a change expected); "headings only": the same words under
+another heading structure (a new version expected, no change).
+
 Run:  .venv/bin/python bench/replay.py [--database-url postgresql+psycopg://…] [--docs slug …]
 Exit: 0 when every count agrees, 1 otherwise.
 """
@@ -26,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import CORPUS, Site, machine, policy_site, run_tracker, tracker_env  # noqa: E402
 from tracker.db import make_engine  # noqa: E402
-from tracker.extract import Rules, extract  # noqa: E402
+from tracker.diffing import diff_blocks  # noqa: E402
+from tracker.extract import Block, Rules, blocks_hash, extract  # noqa: E402
 
 DOCS = ("tiktok-privacy-policy", "youtube-community-guidelines")
 RULES = Rules(select=("article.policy",))
@@ -40,21 +45,24 @@ class DocResult:
     slug: str
     versions: int = 0
     differing: list[int] = field(default_factory=list)  # versions whose text differs from the previous
+    restructured: list[int] = field(default_factory=list)  # same words, other heading structure: a version, no change
     results: list[tuple[str, str, str]] = field(default_factory=list)  # per version: crawl, 304 re-fetch, full re-fetch
     refetch_changes: int = 0
     problems: list[str] = field(default_factory=list)
 
 
-def expected_texts(site: Site, slug: str, versions: int) -> list[int]:
-    """Versions whose extracted text differs from the previous one, from the rendered pages."""
-    differing, previous = [], None
+def expected_texts(site: Site, slug: str, versions: int) -> tuple[list[int], list[int]]:
+    """From the rendered pages: versions whose text differs from the previous one (a change each),
+    and versions whose blocks differ only in heading structure (a new version, no change)."""
+    differing, restructured = [], []
+    previous: list[Block] | None = None
     for v in range(versions):
         body, ctype = site.get(f"/docs/{slug}?v={v}")
-        h = extract(body, RULES, content_type=ctype).hash
-        if previous is not None and h != previous:
-            differing.append(v)
-        previous = h
-    return differing
+        blocks = extract(body, RULES, content_type=ctype).blocks
+        if previous is not None and blocks_hash(blocks) != blocks_hash(previous):
+            (differing if diff_blocks(previous, blocks) else restructured).append(v)
+        previous = blocks
+    return differing, restructured
 
 
 class Db:
@@ -73,7 +81,8 @@ class Db:
 
     def last_results(self) -> dict[str, str]:
         with self.engine.connect() as c:
-            return dict(c.execute(sa.text("SELECT source_id, last_result FROM check_state")).all())  # type: ignore[arg-type]
+            rows = c.execute(sa.text("SELECT source_id, last_result FROM check_state")).all()
+        return {str(sid): str(result) for sid, result in rows}
 
     def clear_validators(self) -> None:
         with self.engine.begin() as c:
@@ -124,7 +133,7 @@ def main() -> int:
             n = state[slug]["versions"]
             docs[slug] = DocResult(slug, versions=min(n, args.limit) if args.limit else n)
         for d in docs.values():
-            d.differing = expected_texts(site, d.slug, d.versions)
+            d.differing, d.restructured = expected_texts(site, d.slug, d.versions)
 
         run_tracker(env, "db", "upgrade")
         sources = [{"id": s, "name": s.replace("-", " ").title(), "url": site.url(s), "kind": "html",
@@ -169,8 +178,8 @@ def main() -> int:
 
         ok = True
         print()
-        header = (f"{'document':<30} {'versions':>8} {'text differs':>12} {'changes':>8} {'re-fetches':>10} "
-                  f"{'changes on re-fetch':>19} {'snapshot':>8} {'version':>8} {'change':>7}")
+        header = (f"{'document':<30} {'versions':>8} {'text differs':>12} {'changes':>8} {'headings only':>13} "
+                  f"{'re-fetches':>10} {'changes on re-fetch':>19} {'snapshot':>8} {'version':>8} {'change':>7}")
         print(header)
         print("-" * len(header))
         for d in docs.values():
@@ -178,14 +187,15 @@ def main() -> int:
             snaps, vers = db.rows("snapshot", d.slug), db.rows("version", d.slug)
             if recorded != len(d.differing):
                 d.problems.append(f"{recorded} changes recorded, {len(d.differing)} versions differ in text")
-            if vers != len(d.differing) + 1 or snaps != vers:
-                d.problems.append(f"{vers} versions and {snaps} snapshots stored, expected {len(d.differing) + 1} each")
+            want_versions = 1 + len(d.differing) + len(d.restructured)
+            if vers != want_versions or snaps != vers:
+                d.problems.append(f"{vers} versions and {snaps} snapshots stored, expected {want_versions} each")
             if d.refetch_changes:
                 d.problems.append(f"{d.refetch_changes} changes recorded on re-fetches of the same version")
-            print(f"{d.slug:<30} {d.versions:>8} {len(d.differing):>12} {recorded:>8} {2 * d.versions:>10} "
-                  f"{d.refetch_changes:>19} {snaps:>8} {vers:>8} {recorded:>7}")
+            print(f"{d.slug:<30} {d.versions:>8} {len(d.differing):>12} {recorded:>8} {len(d.restructured):>13} "
+                  f"{2 * d.versions:>10} {d.refetch_changes:>19} {snaps:>8} {vers:>8} {recorded:>7}")
             ok = ok and not d.problems
-        total_versions = sum(len(d.differing) + 1 for d in docs.values())
+        total_versions = sum(1 + len(d.differing) + len(d.restructured) for d in docs.values())
         blobs = db.rows("blob")
         print(f"rows: snapshot {db.rows('snapshot')}, blob {blobs}, version {db.rows('version')}, "
               f"change {db.rows('change')}")
