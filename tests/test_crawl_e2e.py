@@ -92,7 +92,10 @@ def test_versions_noise_and_real_changes_with_validators(db_url: str, policy_sit
     fixed(crawl(db_url), not_modified=2)
     assert changes(db_url) == []
     assert storage(db_url) == before
-    assert {s["last_result"] for s in sources(db_url).values()} == {"not_modified"}
+    listed = sources(db_url)
+    assert {s["last_result"] for s in listed.values()} == {"not_modified"}
+    assert {(s["last_status"], s["checks"]) for s in listed.values()} == {(304, 2)}
+    assert all(s["last_success_at"] == s["last_checked_at"] for s in listed.values())
 
     # The next real version: exactly one change each, naming the headings that really changed.
     policy_site.next(REDDIT)

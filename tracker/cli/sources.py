@@ -46,9 +46,12 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
         emit_json([
             {"id": src.id, "name": src.name, "url": src.url, "final_url": src.final_url, "kind": src.kind,
              "select": src.select, "remove": src.remove, "schedule": src.schedule, "tags": src.tags,
-             "enabled": src.enabled,
+             "enabled": src.enabled, "options": src.options,
              "last_checked_at": st.last_checked_at if st else None,
+             "last_success_at": st.last_success_at if st else None,
              "last_result": st.last_result if st else None,
+             "last_status": st.last_status if st else None,
+             "checks": st.checks if st else 0,
              "last_error": st.last_error if st else None,
              "error_since": st.error_since if st else None,
              "consecutive_failures": st.consecutive_failures if st else 0}
