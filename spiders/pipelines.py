@@ -8,10 +8,11 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from tracker.db import make_engine, session_scope
 from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, record_check
-from tracker.models import Source
+from tracker.models import Source, Version
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,18 @@ class RecordPipeline:
         self.engine = engine
         self.crawler = crawler
         self.on_change = on_change
+        self.with_baseline: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RecordPipeline:
         engine = make_engine(crawler.settings["TRACKER_DATABASE_URL"])
         return cls(engine, crawler, crawler.settings.get("TRACKER_ON_CHANGE"))
+
+    def open_spider(self, spider: Any = None) -> None:
+        # Sources that have a version, read once: versions are never deleted, so this spares the
+        # per-304 lookup (a source missing here is still looked up, in case it gained one since).
+        with Session(self.engine) as session:
+            self.with_baseline = set(session.exec(select(Version.source_id).distinct()))
 
     def close_spider(self, spider: Any = None) -> None:
         self.engine.dispose()
@@ -42,7 +50,8 @@ class RecordPipeline:
                 source = session.get(Source, item.source_id)
                 if source is None:
                     raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
-                outcome = record_check(session=session, source=source, fetch=item, on_change=self.on_change)
+                outcome = record_check(session=session, source=source, fetch=item, on_change=self.on_change,
+                                       has_baseline=item.source_id in self.with_baseline)
         except Exception as exc:  # never lose the rest of the crawl to one bad page
             log.exception("recording %s failed", item.source_id)
             outcome = CheckOutcome(item.source_id, FAILED, error=f"internal error while recording: {exc!r}")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from scrapy.settings import default_settings as scrapy_defaults
 from sqlmodel import Session, col, select
 
 from spiders import SPIDERS
@@ -96,6 +97,24 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
     return by_kind, slots
 
 
+# Scrapy components the tracker never uses: replaced (RetryMiddleware, by BackoffRetryMiddleware),
+# off by the settings below (cookies, HTTP cache, meta refresh, telnet, remote control), or
+# idle without their settings (feed export, spider state, auto-throttle, memory debugger).
+# Leaving them out spares each crawl their imports (aiohttp, tldextract, twisted.conch).
+_UNUSED = frozenset({
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware",
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",
+    "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware",
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware",
+    "scrapy.extensions.remote_control.RemoteControl",
+    "scrapy.extensions.telnet.TelnetConsole",
+    "scrapy.extensions.memdebug.MemoryDebugger",
+    "scrapy.extensions.feedexport.FeedExporter",
+    "scrapy.extensions.spiderstate.SpiderState",
+    "scrapy.extensions.throttle.AutoThrottle",
+})
+
+
 def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
                     on_change: ChangeHook | None, *, obey_robots: bool | None = None) -> dict[str, object]:
     """Scrapy settings from the tracker's: polite by default, everything overridable."""
@@ -119,14 +138,12 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "RETRY_GIVE_UP_LOG_LEVEL": "DEBUG",
         "TRACKER_RETRY_BACKOFF_BASE": settings.retry_backoff_base,
         "TRACKER_RETRY_BACKOFF_MAX": settings.retry_backoff_max,
-        "DOWNLOADER_MIDDLEWARES": {
-            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-            "spiders.middlewares.BackoffRetryMiddleware": 550,
-            # Off by the settings below anyway (COOKIES_ENABLED, HTTPCACHE_ENABLED, METAREFRESH_ENABLED).
-            "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
-            "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
-            "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
-        },
+        # Scrapy's own lists without the parts the tracker never uses (see _UNUSED): left out of
+        # the base lists rather than set to None, which would still import them on every crawl.
+        "DOWNLOADER_MIDDLEWARES_BASE": {k: v for k, v in scrapy_defaults.DOWNLOADER_MIDDLEWARES_BASE.items()
+                                        if k not in _UNUSED},
+        "EXTENSIONS_BASE": {k: v for k, v in scrapy_defaults.EXTENSIONS_BASE.items() if k not in _UNUSED},
+        "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.BackoffRetryMiddleware": 550},
         "ITEM_PIPELINES": {"spiders.pipelines.RecordPipeline": 300},
         # A response yields exactly one item; Scrapy would start this many tasks per response.
         "CONCURRENT_ITEMS": 1,
@@ -135,17 +152,8 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         # Scrapy 2.19 starts an HTTP server that runs Python code sent to it (remote control);
-        # the tracker never uses it. Left out with the other unused parts, which also spares
-        # every crawl their imports (aiohttp, tldextract, twisted.conch).
+        # the tracker never uses it.
         "REMOTE_CONTROL_ENABLED": False,
-        "EXTENSIONS": {
-            "scrapy.extensions.remote_control.RemoteControl": None,
-            "scrapy.extensions.telnet.TelnetConsole": None,
-            "scrapy.extensions.memdebug.MemoryDebugger": None,
-            "scrapy.extensions.feedexport.FeedExporter": None,
-            "scrapy.extensions.spiderstate.SpiderState": None,
-            "scrapy.extensions.throttle.AutoThrottle": None,
-        },
         "LOG_LEVEL": settings.crawl_log_level,
         "HTTPCACHE_ENABLED": False,
         "REDIRECT_ENABLED": True,

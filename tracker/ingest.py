@@ -171,8 +171,12 @@ def _succeed(state: CheckState, fetch: Fetch, result: str) -> None:
 
 
 def record_check(*, session: Session, source: Source, fetch: Fetch,
-                 on_change: ChangeHook | None = None) -> CheckOutcome:
-    """Record one fetch of a source: a new version and change when its text changed, else state only."""
+                 on_change: ChangeHook | None = None, has_baseline: bool = False) -> CheckOutcome:
+    """Record one fetch of a source: a new version and change when its text changed, else state only.
+
+    has_baseline: the caller already knows the source has a version (versions are never deleted),
+    which spares a query on every 304.
+    """
     state = get_check_state(session=session, source_id=source.id)
     if fetch.final_url and fetch.final_url != source.url:
         source.final_url = fetch.final_url
@@ -182,7 +186,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
         return _fail(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
                      keep_body=bool(fetch.body))
     if fetch.not_modified:
-        if _baseline_ref(session=session, source_id=source.id) is None:
+        if not has_baseline and _baseline_ref(session=session, source_id=source.id) is None:
             # Only a request carrying validators may be answered 304, and those need a baseline.
             return _fail(session=session, source=source, state=state, fetch=fetch, keep_body=False,
                          error=f"HTTP 304 (not modified) from {fetch.final_url or fetch.url} although no "
