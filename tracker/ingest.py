@@ -86,7 +86,9 @@ def store_blob(*, session: Session, data: bytes) -> str:
     """Keep bytes once, compressed, under their SHA-256; returns the hash."""
     digest = hashlib.sha256(data).hexdigest()
     if session.get(Blob, digest) is None:
-        session.add(Blob(sha256=digest, size=len(data), data=zlib.compress(data, 6)))
+        # Level 1: a page compresses in ~1 ms instead of ~3.6 ms at level 6 (a quarter of a new
+        # page's recording time), for ~30% more bytes (0.29 vs 0.22 of the raw size on the corpus).
+        session.add(Blob(sha256=digest, size=len(data), data=zlib.compress(data, 1)))
         session.flush()
     return digest
 
