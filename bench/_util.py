@@ -65,7 +65,9 @@ def policy_site(*, corpus: Path = CORPUS, validators: bool = True) -> Iterator[S
         cmd = [sys.executable, str(POLICY_SITE), "--corpus", str(corpus), "--port", str(port)]
         if not validators:
             cmd.append("--no-validators")
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe nobody reads: a full pipe would stall the site mid-run.
+        errors = tempfile.TemporaryFile()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and proc.poll() is None:
@@ -76,7 +78,9 @@ def policy_site(*, corpus: Path = CORPUS, validators: bool = True) -> Iterator[S
                 time.sleep(0.1)
         if proc.poll() is None:
             break
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
+        errors.close()
         if "Address already in use" not in err:
             raise SystemExit(f"policy_site.py failed to start: {err.strip()}")
     else:
@@ -89,6 +93,7 @@ def policy_site(*, corpus: Path = CORPUS, validators: bool = True) -> Iterator[S
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        errors.close()
 
 
 # Runs one command and writes its wall time and the peak RSS of its process tree to a file.

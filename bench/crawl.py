@@ -174,6 +174,8 @@ def main() -> int:
         line = f"{label:<24}{tm:>9.1f} MB"
         line += f"{med(urlwatch_rounds, run, 'peak_mb'):>13.1f} MB{'':>9}" if urlwatch_rounds else f"{'':>31}"
         print(line + f"  <= {RSS_TARGET_MB:g} MB: {'met' if met else 'MISSED'}")
+    if not urlwatch_rounds:
+        print("(speed targets not evaluated: --no-urlwatch)")
     print("RESULT:", "every target met" if ok else "a target was MISSED")
     return 0 if ok else 1
 

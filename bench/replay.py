@@ -54,7 +54,8 @@ class DocResult:
 def expected_texts(site: Site, slug: str, versions: int) -> tuple[list[int], list[int]]:
     """From the rendered pages: versions whose text differs from the previous one (a change each),
     and versions whose blocks differ only in heading structure (a new version, no change)."""
-    differing, restructured = [], []
+    differing: list[int] = []
+    restructured: list[int] = []
     previous: list[Block] | None = None
     for v in range(versions):
         body, ctype = site.get(f"/docs/{slug}?v={v}")
