@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from tracker.cli import audit, changes, crawl, db, digest, export, impacts, sops, sources  # noqa: F401  (registers commands)
-from tracker.cli import demo, run, status  # noqa: F401  (registers commands: the service and the demo)
-from tracker.cli import serve, users  # noqa: F401  (registers commands: the web UI)
+from tracker.cli import (  # noqa: F401  (registers commands)  # noqa: F401  (registers commands: the service and the demo)  # noqa: F401  (registers commands: the web UI)
+    audit,
+    changes,
+    crawl,
+    db,
+    demo,
+    digest,
+    export,
+    impacts,
+    run,
+    serve,
+    sops,
+    sources,
+    status,
+    users,
+)
 from tracker.cli.app import app
 
 
