@@ -8,20 +8,14 @@ from typing import Any
 
 import typer
 
-from tracker.audit import StoredEvent, iter_events, parse_expected_head, verify
+from tracker.audit import iter_events, parse_expected_head, verify
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.public import audit_event_public
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 EXIT_BROKEN = 1  # `tracker audit verify`: the chain is broken (tampering) or the recorded head is gone
-
-
-def event_json(ev: StoredEvent) -> dict[str, Any]:
-    """The JSON form of an event: every field the hash covers, plus its id and hash."""
-    return {"seq": ev.seq, "id": ev.id, "at": ev.at.isoformat(timespec="microseconds"), "actor": ev.actor,
-            "action": ev.action, "entity_type": ev.entity_type, "entity_id": ev.entity_id,
-            "before": ev.before, "after": ev.after, "prev_hash": ev.prev_hash, "hash": ev.hash}
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -74,7 +68,8 @@ def audit_log(as_json: bool = typer.Option(False, "--json", help="JSON output (a
             if limit is not None and shown >= limit:
                 break
             if as_json:
-                sys.stdout.write(("\n" if shown == 0 else ",\n") + json.dumps(event_json(ev), ensure_ascii=False))
+                row = json.dumps(audit_event_public(ev), ensure_ascii=False)
+                sys.stdout.write(("\n" if shown == 0 else ",\n") + row)
             else:
                 typer.echo(f"#{ev.seq:<6} {iso(ev.at)}  {ev.actor}  {ev.action}  {ev.entity_type}:{ev.entity_id}"
                            + (f"  {summary}" if (summary := summarise(ev.before, ev.after)) else ""))

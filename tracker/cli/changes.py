@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 from sqlmodel import col, select
 
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
 from tracker.diffing import Diff, render_text
 from tracker.models import Change, Source
+from tracker.public import change_public
 
 changes_app = typer.Typer(help="Detected changes and their diffs.", no_args_is_help=True)
 app.add_typer(changes_app, name="changes")
-
-
-def change_summary(change: Change) -> dict[str, Any]:
-    """The JSON form of a change in lists."""
-    return {"id": change.id, "source_id": change.source_id, "detected_at": change.detected_at,
-            "from_version_id": change.from_version_id, "to_version_id": change.to_version_id,
-            "technical": change.technical, "sections": change.sections,
-            "added": change.added, "removed": change.removed, "modified": change.modified}
 
 
 @changes_app.command("list")
@@ -39,7 +30,7 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
             q = q.where(Change.source_id == source)
         rows = list(s.exec(q).all())
     if as_json:
-        emit_json([change_summary(c) for c in rows])
+        emit_json([change_public(c) for c in rows])
         return
     if not rows:
         typer.echo("no changes" + (f" since {iso(after)}" if after else ""))
@@ -63,7 +54,7 @@ def changes_show(change_id: int = typer.Argument(..., help="the change id"),
             fail(f"no change #{change_id} (see `tracker changes list`)")
         src = s.get(Source, change.source_id)
     if fmt == "json":
-        emit_json(change_summary(change) | {"url": src.url if src else None, "diff": change.diff})
+        emit_json(change_public(change) | {"url": src.url if src else None, "diff": change.diff})
         return
     kind = " (technical: extraction rules changed, not the policy)" if change.technical else ""
     typer.echo(f"change #{change.id} in {change.source_id}{kind}")

@@ -12,12 +12,12 @@ from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
 from tracker.db import utcnow
 from tracker.mapping import remap
 from tracker.models import Change, Impact, Sop, Source
+from tracker.public import impact_public
 from tracker.workflow import (
     FINAL,
     STATUSES,
     WorkflowError,
     add_note,
-    allowed_next,
     is_overdue,
     mark_change,
     mark_impact,
@@ -30,19 +30,6 @@ app.add_typer(impacts_app, name="impacts")
 
 By = Annotated[str, typer.Option("--by", help="who is acting (email), for the audit trail")]
 Note = Annotated[str | None, typer.Option("--note", help="a note (kept on the impact and in the audit trail)")]
-
-
-def impact_json(impact: Impact, *, change: Change | None = None, sop: Sop | None = None,
-                today: date | None = None) -> dict[str, Any]:
-    """The JSON form of an impact."""
-    return {"id": impact.id, "change_id": impact.change_id, "sop_id": impact.sop_id,
-            "sop_title": sop.title if sop else None, "source_id": impact.source_id,
-            "status": impact.status, "allowed_next": list(allowed_next(impact.status)),
-            "reasons": impact.reasons, "assignee": impact.assignee, "due_date": impact.due_date,
-            "overdue": is_overdue(impact, today=today),
-            "detected_at": change.detected_at if change else None, "sections": change.sections if change else None,
-            "created_at": impact.created_at, "updated_at": impact.updated_at, "resolved_at": impact.resolved_at,
-            "resolved_by": impact.resolved_by, "decision_note": impact.decision_note}
 
 
 def reason_text(reason: dict[str, Any]) -> str:
@@ -102,7 +89,7 @@ def impacts_list(
         rows = list(s.exec(q).all())
         changes, sops = _context(s, rows)
     if as_json:
-        emit_json([impact_json(i, change=changes.get(i.change_id), sop=sops.get(i.sop_id), today=today)
+        emit_json([impact_public(i, change=changes.get(i.change_id), sop=sops.get(i.sop_id), today=today)
                    for i in rows])
         return
     if not rows:
@@ -126,7 +113,7 @@ def impacts_show(impact_id: Annotated[int, typer.Argument(help="the impact id")]
             fail(f"no impact #{impact_id} (see `tracker impacts list`)")
         changes, sops = _context(s, [impact])
         notes = notes_for(session=s, impact_id=impact_id)
-    data = impact_json(impact, change=changes.get(impact.change_id), sop=sops.get(impact.sop_id))
+    data = impact_public(impact, change=changes.get(impact.change_id), sop=sops.get(impact.sop_id))
     if as_json:
         emit_json(data | {"notes": [{"id": n.id, "author": n.author, "text": n.text, "created_at": n.created_at}
                                     for n in notes]})

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from tracker.db import session_scope
 from tracker.diffing import Diff, render_text
 from tracker.models import Change, Sop, Source, Team
+from tracker.public import audit_event_public, change_public, impact_public
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
 from tracker.workflow import STATUSES, WorkflowError, add_note, mark_change, mark_impact
@@ -94,7 +95,7 @@ def update_impact(request: Request, impact_id: int, body: ImpactUpdate, user: Ed
                 assignee=body.assignee,
                 due=body.due,
             )
-            result = q.impact_json(done)
+            result = impact_public(done)
     except WorkflowError as exc:
         raise _refused(exc) from None
     return result
@@ -121,7 +122,7 @@ def post_note(request: Request, impact_id: int, body: NoteIn, user: EditorUser) 
 @router.get("/changes")
 def changes(user: CurrentUser, s: ReadSession, source: str = "", limit: int = 100) -> list[dict[str, Any]]:
     """Detected changes, newest first."""
-    return [q.change_json(c) for c in q.recent_changes(s, source=source, limit=max(1, min(limit, 1000)))]
+    return [change_public(c) for c in q.recent_changes(s, source=source, limit=max(1, min(limit, 1000)))]
 
 
 @router.get("/changes/{change_id}")
@@ -131,7 +132,7 @@ def change(change_id: int, user: CurrentUser, s: ReadSession) -> dict[str, Any]:
     if found is None:
         raise HTTPException(404, f"no change {change_id}")
     diff = Diff.from_json(found.diff)
-    return q.change_json(found) | {
+    return change_public(found) | {
         "diff": found.diff,
         "diff_text": render_text(diff),
         "impacts": [r.to_json() for r in q.impacts_of_change(s, change_id)],
@@ -144,7 +145,7 @@ def mark(request: Request, change_id: int, body: ChangeMark, user: EditorUser) -
     try:
         with session_scope(ctx(request).engine) as s:
             done = [
-                q.impact_json(i)
+                impact_public(i)
                 for i in mark_change(session=s, change_id=change_id, by=user.email, status=body.status, note=body.note)
             ]
     except WorkflowError as exc:
@@ -193,7 +194,8 @@ def audit(
     user: CurrentUser, s: ReadSession, before: int | None = None, limit: int = 100, entity: str = ""
 ) -> list[dict[str, Any]]:
     """Audit events newest first; `before` pages back by seq; entity "impact:12" narrows."""
-    return [q.audit_json(e) for e in q.audit_page(s, before=before, limit=max(1, min(limit, 1000)), entity=entity)]
+    events = q.audit_page(s, before=before, limit=max(1, min(limit, 1000)), entity=entity)
+    return [audit_event_public(e) for e in events]
 
 
 @router.get("/audit/verify")

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from tracker.audit import Verification, verify
 from tracker.db import utcnow
 from tracker.models import AuditEvent, Change, CheckState, Impact, ImpactNote, Sop, Source, Team
+from tracker.public import impact_public
 from tracker.schedules import parse_schedule
 from tracker.workflow import FINAL, STATUSES, allowed_next, is_overdue
 
@@ -28,7 +29,7 @@ class ImpactRow:
     next_statuses: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return impact_json(self.impact) | {
+        return impact_public(self.impact) | {
             "overdue": self.overdue,
             "sop_title": self.sop.title if self.sop else None,
             "team_id": self.sop.team_id if self.sop else None,
@@ -61,25 +62,6 @@ class Filters:
 
     def active(self) -> bool:
         return any((self.team, self.source, self.status, self.assignee))
-
-
-def impact_json(impact: Impact) -> dict[str, Any]:
-    """The JSON form of an impact."""
-    return {
-        "id": impact.id,
-        "change_id": impact.change_id,
-        "sop_id": impact.sop_id,
-        "source_id": impact.source_id,
-        "status": impact.status,
-        "reasons": impact.reasons,
-        "assignee": impact.assignee,
-        "due_date": impact.due_date,
-        "created_at": impact.created_at,
-        "updated_at": impact.updated_at,
-        "resolved_at": impact.resolved_at,
-        "resolved_by": impact.resolved_by,
-        "decision_note": impact.decision_note,
-    }
 
 
 def _rows(session: Session, impacts: list[Impact], today: date) -> list[ImpactRow]:
@@ -188,22 +170,6 @@ def recent_changes(session: Session, *, source: str = "", limit: int = 100) -> l
     return list(session.exec(q).all())
 
 
-def change_json(change: Change) -> dict[str, Any]:
-    """The JSON form of a change in lists."""
-    return {
-        "id": change.id,
-        "source_id": change.source_id,
-        "detected_at": change.detected_at,
-        "from_version_id": change.from_version_id,
-        "to_version_id": change.to_version_id,
-        "technical": change.technical,
-        "sections": change.sections,
-        "added": change.added,
-        "removed": change.removed,
-        "modified": change.modified,
-    }
-
-
 @dataclass
 class SourceHealth:
     """A source and the state of its checks."""
@@ -279,22 +245,6 @@ def audit_page(session: Session, *, before: int | None = None, limit: int = 100,
         if ident:
             q = q.where(AuditEvent.entity_id == ident)
     return list(session.exec(q).all())
-
-
-def audit_json(ev: AuditEvent) -> dict[str, Any]:
-    """The JSON form of an audit event."""
-    return {
-        "seq": ev.seq,
-        "at": ev.at,
-        "actor": ev.actor,
-        "action": ev.action,
-        "entity_type": ev.entity_type,
-        "entity_id": ev.entity_id,
-        "before": ev.before,
-        "after": ev.after,
-        "prev_hash": ev.prev_hash,
-        "hash": ev.hash,
-    }
 
 
 def verification(session: Session) -> Verification:

@@ -1,0 +1,38 @@
+"""The public (JSON) forms of domain rows, shared by the CLI's --json output and the web API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from tracker.audit import StoredEvent
+from tracker.models import AuditEvent, Change, Impact, Sop
+from tracker.workflow import allowed_next, is_overdue
+
+
+def change_public(change: Change) -> dict[str, Any]:
+    """A change without its diff: where, when, which sections, how many blocks."""
+    return {"id": change.id, "source_id": change.source_id, "detected_at": change.detected_at,
+            "from_version_id": change.from_version_id, "to_version_id": change.to_version_id,
+            "technical": change.technical, "sections": change.sections,
+            "added": change.added, "removed": change.removed, "modified": change.modified}
+
+
+def impact_public(impact: Impact, *, change: Change | None = None, sop: Sop | None = None,
+                  today: date | None = None) -> dict[str, Any]:
+    """An impact with its reasons, assignment, due date, overdue flag and the moves allowed next."""
+    return {"id": impact.id, "change_id": impact.change_id, "sop_id": impact.sop_id,
+            "sop_title": sop.title if sop else None, "source_id": impact.source_id,
+            "status": impact.status, "allowed_next": list(allowed_next(impact.status)),
+            "reasons": impact.reasons, "assignee": impact.assignee, "due_date": impact.due_date,
+            "overdue": is_overdue(impact, today=today),
+            "detected_at": change.detected_at if change else None, "sections": change.sections if change else None,
+            "created_at": impact.created_at, "updated_at": impact.updated_at, "resolved_at": impact.resolved_at,
+            "resolved_by": impact.resolved_by, "decision_note": impact.decision_note}
+
+
+def audit_event_public(ev: AuditEvent | StoredEvent) -> dict[str, Any]:
+    """An audit event: every field its hash covers (time exactly as hashed), its id and hash."""
+    return {"seq": ev.seq, "id": ev.id, "at": ev.at.isoformat(timespec="microseconds"), "actor": ev.actor,
+            "action": ev.action, "entity_type": ev.entity_type, "entity_id": ev.entity_id,
+            "before": ev.before, "after": ev.after, "prev_hash": ev.prev_hash, "hash": ev.hash}
