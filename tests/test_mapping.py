@@ -13,7 +13,16 @@ from tests.support.policy_site import Document, page
 from tracker.audit import verify
 from tracker.diffing import Diff
 from tracker.ingest import Fetch, record_check
-from tracker.mapping import MappingContext, Matcher, glob_problem, keyword_problem, map_change, path_tails, remap
+from tracker.mapping import (
+    CrawlMapper,
+    MappingContext,
+    Matcher,
+    glob_problem,
+    keyword_problem,
+    map_change,
+    path_tails,
+    remap,
+)
 from tracker.models import AuditEvent, Change, Impact, Sop, Source
 
 REDDIT = "reddit-community-guidelines"
@@ -271,6 +280,19 @@ def test_mapping_never_duplicates(session: Session, reddit_enforcement: Change) 
     session.commit()
     assert len(session.exec(select(Impact)).all()) == 2
     assert len(session.exec(select(AuditEvent).where(AuditEvent.action == "impact.created")).all()) == 2
+
+
+def test_crawl_mapper_reuses_the_compiled_watches_until_the_sops_change(
+        session: Session, reddit_enforcement: Change) -> None:
+    mapper = CrawlMapper()
+    assert mapper(session, reddit_enforcement) == []  # no SOPs yet
+    add_sop(session, "SOP-1", [{"source": REDDIT, "sections": ["Enforcement"]}])
+    assert [i.sop_id for i in mapper(session, reddit_enforcement)] == ["SOP-1"]  # new SOP seen
+    compiled = mapper._context
+    assert mapper(session, reddit_enforcement) == [] and mapper._context is compiled  # reused, no duplicate
+    add_sop(session, "SOP-2", [{"source": REDDIT, "keywords": ["ban"]}], owner="bob@example.com")
+    assert [i.sop_id for i in mapper(session, reddit_enforcement)] == ["SOP-2"]
+    assert mapper._context is not compiled
 
 
 def test_changes_are_mapped_in_the_transaction_that_records_them(session: Session) -> None:

@@ -25,6 +25,7 @@ from datetime import datetime
 from fnmatch import translate
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.audit import SYSTEM, append_event
@@ -379,6 +380,21 @@ class MappingContext:
         rows = session.exec(select(Sop).where(col(Sop.enabled).is_(True)).order_by(col(Sop.id))).all()
         return cls(Matcher((s.id, s.watches) for s in rows),
                    {s.id: SopInfo(s.owner, s.review_days) for s in rows}, default_review_days)
+
+
+class CrawlMapper:
+    """map_change for a crawl: the compiled SOP watches are reused from change to change and
+    rebuilt only when the SOP table changed (one aggregate query instead of a full reload)."""
+
+    def __init__(self) -> None:
+        self._context: MappingContext | None = None
+        self._stamp: tuple[Any, ...] | None = None
+
+    def __call__(self, session: Session, change: Change) -> list[Impact]:
+        stamp = tuple(session.exec(select(sa.func.count(), sa.func.max(Sop.updated_at))).one())
+        if self._context is None or stamp != self._stamp:
+            self._context, self._stamp = MappingContext.load(session), stamp
+        return map_change(session, change, context=self._context)
 
 
 def _create_impacts(*, session: Session, change: Change, hits: dict[str, list[dict[str, Any]]],

@@ -28,14 +28,14 @@ def crawl(source_ids: Annotated[list[str] | None,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-source progress")) -> None:
     """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error."""
     from spiders.runner import UnknownSources, run_crawl
-    from tracker.mapping import map_change
+    from tracker.mapping import CrawlMapper
 
     s = settings()
     engine(check_schema=True).dispose()
     started = time.monotonic()
     try:
         summary = run_crawl(settings=s, source_ids=source_ids or None,
-                            progress=None if quiet else _progress, on_change=map_change)
+                            progress=None if quiet else _progress, on_change=CrawlMapper())
     except UnknownSources as exc:
         fail(str(exc))
     if not summary.outcomes:
