@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -160,11 +161,15 @@ def run_demo(*, directory: Path | None = None, port: int = 0, echo: Echo = print
     return result
 
 
-def _registered(command: str) -> bool:
-    from tracker.cli.app import app
-
-    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    return command in names
+def _tracker_alias() -> str | None:
+    """An alias line when the `tracker` being run is not the one on PATH (e.g. .venv/bin/tracker)."""
+    exe = Path(sys.argv[0]).absolute()
+    on_path = shutil.which("tracker")
+    if exe.name == "tracker" and (on_path is None or Path(on_path).absolute() != exe):
+        return f"alias tracker={shlex.quote(str(exe))}"
+    if exe.name != "tracker" and on_path is None:  # run as `python -m tracker`
+        return f"alias tracker={shlex.quote(sys.executable + ' -m tracker')}"
+    return None
 
 
 def _guide(r: DemoResult, echo: Echo) -> None:
@@ -174,6 +179,8 @@ def _guide(r: DemoResult, echo: Echo) -> None:
     echo("")
     echo("Point the tracker at the demo database first (every command below uses it):")
     echo(f"  {env}")
+    if alias := _tracker_alias():
+        echo(f"  {alias}")
     echo("")
     echo(f"What changed ({len(r.changes)} change(s)):")
     for c in r.changes:
@@ -185,11 +192,10 @@ def _guide(r: DemoResult, echo: Echo) -> None:
     for i in r.impacts:
         echo(f"  impact #{i['id']}: {i['sop_id']} \"{i['title']}\" (change #{i['change_id']}, assigned to "
              f"{i['assignee']}, due {i['due_date']}) because of {_reason_text(i['reasons'])}")
-    if _registered("impacts"):
-        echo("      tracker impacts list")
-        if r.impacts:
-            first = r.impacts[0]
-            echo(f"      tracker impacts mark {first['id']} --status needs_update --by {first['assignee']}")
+    echo("      tracker impacts list")
+    if r.impacts:
+        first = r.impacts[0]
+        echo(f"      tracker impacts mark {first['id']} --status needs_update --by {first['assignee']}")
     echo("")
     echo("The daily digest the owners would get:")
     if r.previews:
@@ -201,11 +207,9 @@ def _guide(r: DemoResult, echo: Echo) -> None:
         echo(f"  no preview: {r.digest_note}")
     echo("")
     echo("More to look at:")
-    if _registered("serve"):
-        echo("  web UI:        tracker users add you@example.com --role admin && tracker serve"
-             "   (then open http://127.0.0.1:8000)")
-    if _registered("audit"):
-        echo("  audit trail:   tracker audit log; tracker audit verify")
+    echo("  web UI:        tracker users add you@example.com --role admin && tracker serve"
+         "   (then open http://127.0.0.1:8000)")
+    echo("  audit trail:   tracker audit log; tracker audit verify")
     echo("  health:        tracker status; tracker sources list")
     echo(f"  the service:   TRACKER_SOURCES_FILE={r.directory / 'sources.yaml'} tracker run"
          "   (the demo's site is gone once the demo ends, so its checks will fail)")
