@@ -194,17 +194,8 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
     for kind, requests in by_kind.items():
         if kind not in SPIDERS:
             continue
-        spider_cls = SPIDERS[kind]
-        crawler = process.create_crawler(spider_cls)
-        process.crawl(crawler, sources=requests)
-        crawler.signals  # noqa: B018  (created eagerly so the spider gets its report hook below)
-
-        def _attach(spider: object, _report: Callable[[CheckOutcome], None] = report) -> None:
-            spider.report = _report  # type: ignore[attr-defined]
-
-        from scrapy import signals
-
-        crawler.signals.connect(_attach, signal=signals.spider_opened)
+        # Spider keyword arguments become attributes: the pipeline reports each outcome through it.
+        process.crawl(SPIDERS[kind], sources=requests, report=report)
     if process.crawlers:
         process.start()
     seen = {o.source_id for o in summary.outcomes}
