@@ -1,57 +1,138 @@
-"""The item pipeline: each Fetch is recorded in its own transaction by tracker.ingest."""
+"""The item pipeline: fetches are recorded by tracker.ingest, several sources per transaction.
+
+One transaction per source made a crawl of 1000 unchanged sources spend ~1.5 ms per 304 on session
+set-up, two primary-key reads and a commit. Fetches are now queued and recorded in batches: up to
+TRACKER_RECORD_BATCH sources, or whatever arrived within TRACKER_RECORD_INTERVAL seconds, in one
+transaction with the batch's sources and check states read in two queries. A source that fails to
+record never costs the others their results: the batch is rolled back and recorded again one source
+per transaction, as before, with the failing one recorded as an internal error. What a crash loses
+is the current batch's records, never a baseline: those sources are simply checked again next time.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from scrapy.crawler import Crawler
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, record_check
-from tracker.models import Source, Version
+from tracker.ingest import FAILED, NEW, ChangeHook, CheckOutcome, Fetch, record_check
+from tracker.models import CheckState, Source, Version
 
 log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 100
+DEFAULT_INTERVAL = 0.5
 
 
 class RecordPipeline:
     """Records every fetch; a crash on one source is recorded as its error and the crawl goes on."""
 
-    def __init__(self, engine: Engine, crawler: Crawler, on_change: ChangeHook | None):
+    def __init__(self, engine: Engine, crawler: Crawler, on_change: ChangeHook | None, *,
+                 batch_size: int = DEFAULT_BATCH, interval: float = DEFAULT_INTERVAL, use_timer: bool = True):
         self.engine = engine
         self.crawler = crawler
         self.on_change = on_change
+        self.batch_size = max(1, batch_size)
+        self.interval = interval
         self.with_baseline: set[str] = set()
+        self.pending: list[Fetch] = []
+        self.pending_since = 0.0
+        self.use_timer = use_timer
+        self._timer: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RecordPipeline:
         engine = make_engine(crawler.settings["TRACKER_DATABASE_URL"])
-        return cls(engine, crawler, crawler.settings.get("TRACKER_ON_CHANGE"))
+        return cls(engine, crawler, crawler.settings.get("TRACKER_ON_CHANGE"),
+                   batch_size=crawler.settings.getint("TRACKER_RECORD_BATCH", DEFAULT_BATCH),
+                   interval=crawler.settings.getfloat("TRACKER_RECORD_INTERVAL", DEFAULT_INTERVAL))
 
     def open_spider(self, spider: Any = None) -> None:
         # Sources that have a version, read once: versions are never deleted, so this spares the
         # per-304 lookup (a source missing here is still looked up, in case it gained one since).
         with Session(self.engine) as session:
             self.with_baseline = set(session.exec(select(Version.source_id).distinct()))
+        if self.use_timer and self.interval > 0:
+            # A slow crawl (delays, few sources) still records each result within about a second.
+            from twisted.internet import task
+
+            self._timer = task.LoopingCall(self._flush_if_due)
+            self._timer.start(self.interval, now=False)
 
     def close_spider(self, spider: Any = None) -> None:
-        self.engine.dispose()
+        if self._timer is not None and self._timer.running:
+            self._timer.stop()
+        try:
+            self.flush()
+        finally:
+            self.engine.dispose()
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, Fetch):
             return item
-        spider = self.crawler.spider
-        report: Callable[[CheckOutcome], None] = getattr(spider, "report", lambda o: None)
+        if not self.pending:
+            self.pending_since = time.monotonic()
+        self.pending.append(item)
+        if len(self.pending) >= self.batch_size or time.monotonic() - self.pending_since >= self.interval:
+            self.flush()
+        return item
+
+    def _flush_if_due(self) -> None:
+        if self.pending and time.monotonic() - self.pending_since >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record every queued fetch and report each outcome once its transaction committed."""
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        report: Callable[[CheckOutcome], None] = getattr(self.crawler.spider, "report", lambda o: None)
+        if len(batch) > 1:
+            try:
+                outcomes = self._record_together(batch)
+            except Exception:
+                # Something in the batch could not be recorded: nothing of it was committed. Record
+                # each source on its own so that only the culprit is marked as an internal error.
+                log.warning("recording a batch of %d sources failed; recording them one by one", len(batch),
+                            exc_info=True)
+            else:
+                for outcome in outcomes:
+                    report(outcome)
+                return
+        for item in batch:
+            report(self._record_alone(item))
+
+    def _record_together(self, batch: Sequence[Fetch]) -> list[CheckOutcome]:
+        outcomes = []
+        ids = list({item.source_id for item in batch})
+        with session_scope(self.engine) as session:
+            # Load the batch's sources and check states into the session in two queries: record_check's
+            # session.get() calls then find them in the identity map.
+            sources = {s.id: s for s in session.exec(select(Source).where(col(Source.id).in_(ids)))}
+            list(session.exec(select(CheckState).where(col(CheckState.source_id).in_(ids))))
+            for item in batch:
+                source = sources.get(item.source_id)
+                if source is None:
+                    raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
+                outcomes.append(self._record(session, source, item))
+        self._remember(outcomes)
+        return outcomes
+
+    def _record_alone(self, item: Fetch) -> CheckOutcome:
         try:
             with session_scope(self.engine) as session:
                 source = session.get(Source, item.source_id)
                 if source is None:
                     raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
-                outcome = record_check(session=session, source=source, fetch=item, on_change=self.on_change,
-                                       has_baseline=item.source_id in self.with_baseline)
+                outcome = self._record(session, source, item)
+            self._remember([outcome])
+            return outcome
         except Exception as exc:  # never lose the rest of the crawl to one bad page
             log.exception("recording %s failed", item.source_id)
             outcome = CheckOutcome(item.source_id, FAILED, error=f"internal error while recording: {exc!r}")
@@ -59,8 +140,15 @@ class RecordPipeline:
                 self._record_internal_error(item, outcome.error or "")
             except Exception:
                 log.exception("could not record the error for %s", item.source_id)
-        report(outcome)
-        return outcome
+            return outcome
+
+    def _record(self, session: Session, source: Source, item: Fetch) -> CheckOutcome:
+        return record_check(session=session, source=source, fetch=item, on_change=self.on_change,
+                            has_baseline=item.source_id in self.with_baseline)
+
+    def _remember(self, outcomes: Sequence[CheckOutcome]) -> None:
+        # Committed: a source's first version is now its baseline for the 304s that follow.
+        self.with_baseline.update(o.source_id for o in outcomes if o.result == NEW)
 
     def _record_internal_error(self, item: Fetch, error: str) -> None:
         with session_scope(self.engine) as session:

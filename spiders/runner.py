@@ -149,6 +149,8 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "CONCURRENT_ITEMS": 1,
         "TRACKER_DATABASE_URL": settings.database_url,
         "TRACKER_ON_CHANGE": on_change,
+        "TRACKER_RECORD_BATCH": settings.record_batch,
+        "TRACKER_RECORD_INTERVAL": settings.record_interval,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         # Scrapy 2.19 starts an HTTP server that runs Python code sent to it (remote control);

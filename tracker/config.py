@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     user_agent: str = "policy-tracker/0.1 (+https://github.com/; compliance monitoring)"
     max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     crawl_log_level: str = "WARNING"
+    record_batch: int = Field(100, ge=1, description="fetches recorded per transaction during a crawl")
+    record_interval: float = Field(0.5, ge=0, description="seconds a fetch may wait for its batch to fill")
 
     # Workflow.
     default_review_days: int = Field(5, ge=0)
