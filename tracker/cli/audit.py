@@ -8,9 +8,7 @@ from typing import Any
 
 import typer
 
-from tracker.audit import iter_events, parse_expected_head, verify
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
-from tracker.public import audit_event_public
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -51,6 +49,9 @@ def audit_log(as_json: bool = typer.Option(False, "--json", help="JSON output (a
               entity: str = typer.Option(None, "--entity", help="only events on TYPE or TYPE:ID, e.g. impact:12"),
               limit: int = typer.Option(None, "--limit", min=1, help="at most N events (the newest)")) -> None:
     """List audit events, newest first (streamed: long trails are never loaded whole)."""
+    from tracker.audit import iter_events
+    from tracker.public import audit_event_public
+
     after = parse_since(since)
     entity_type = entity_id = None
     if entity is not None:
@@ -86,6 +87,8 @@ def audit_verify(expect_head: str = typer.Option(
                      help="a head recorded earlier (SEQ:HASH or HASH): fail if it is no longer in the chain"),
                  as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Check the hash chain; exit 0 and print the head when intact, exit 1 naming the first bad event."""
+    from tracker.audit import parse_expected_head, verify
+
     if expect_head is not None:
         try:
             parse_expected_head(expect_head)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import typer
-from sqlmodel import col, select
 
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
-from tracker.diffing import Diff, render_text
-from tracker.models import Change, Source
-from tracker.public import change_public
 
 changes_app = typer.Typer(help="Detected changes and their diffs.", no_args_is_help=True)
 app.add_typer(changes_app, name="changes")
@@ -19,6 +15,11 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
                  source: str = typer.Option(None, "--source", help="only this source id"),
                  as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List detected changes, newest first."""
+    from sqlmodel import col, select
+
+    from tracker.models import Change, Source
+    from tracker.public import change_public
+
     after = parse_since(since)
     with session() as s:
         if source and s.get(Source, source) is None:
@@ -46,6 +47,10 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
 def changes_show(change_id: int = typer.Argument(..., help="the change id"),
                  fmt: str = typer.Option("text", "--format", help="text or json")) -> None:
     """Show a change's section-by-section, word-level diff."""
+    from tracker.diffing import Diff, render_text
+    from tracker.models import Change, Source
+    from tracker.public import change_public
+
     if fmt not in ("text", "json"):
         fail(f"--format must be text or json, not {fmt!r}")
     with session() as s:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tracker.cli.app import EXIT_FAILURES, app, engine, fail, settings
-from tracker.ingest import CheckOutcome
+
+if TYPE_CHECKING:
+    from tracker.ingest import CheckOutcome
 
 
 def _progress(outcome: CheckOutcome, done: int, total: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from tracker.cli.app import _safe_url, app, fail, settings
-from tracker.db import upgrade
 
 db_app = typer.Typer(help="Create or migrate the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -14,6 +13,8 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create the database, or migrate it to the newest schema."""
+    from tracker.db import upgrade
+
     s = settings()
     try:
         upgrade(s.database_url)

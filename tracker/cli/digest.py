@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tracker.cli.app import EXIT_FAILURES, app, engine, fail, parse_since, settings
-from tracker.digest import DigestError, run_digest
 
 
 @app.command("digest")
@@ -26,6 +25,8 @@ def digest(
     Each change and impact is sent to a recipient once; a failed delivery is retried on the next run.
     Exit 3 when some recipients could not be sent to.
     """
+    from tracker.digest import DigestError, run_digest
+
     if not send and preview is None:
         fail("say what to do: --preview DIR (write files, send nothing) or --send (mail the digests)")
     after = parse_since(since)

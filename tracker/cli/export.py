@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from tracker.cli.app import app, emit_json, fail, session, settings
-from tracker.export import FORMATS, ExportQuery, run_export
-from tracker.export_manifest import ChainNotVerified, ExportError, verify_export
 
 EXIT_FAILED = 1
 
@@ -50,6 +48,9 @@ def export(
     """Export changes, impacts and audit events for a period (see `tracker export verify`)."""
     if ctx.invoked_subcommand is not None:
         return
+    from tracker.export import FORMATS, ExportQuery, run_export
+    from tracker.export_manifest import ChainNotVerified, ExportError
+
     if fmt is None or fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}" + (f", not {fmt!r}" if fmt else ""))
     if output is None:
@@ -90,6 +91,8 @@ def export_verify(
     as_json: bool = typer.Option(False, "--json", help="JSON output"),
 ) -> None:
     """Re-hash an export's files and check its audit chain head against the database (exit 0 ok, 1 failed)."""
+    from tracker.export_manifest import ExportError, verify_export
+
     try:
         if files_only:
             result = verify_export(manifest_path=manifest, session=None)

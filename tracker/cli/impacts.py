@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session, col, select
 
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
-from tracker.db import utcnow
-from tracker.mapping import remap
-from tracker.models import Change, Impact, Sop, Source
-from tracker.public import impact_public
-from tracker.workflow import (
-    FINAL,
-    STATUSES,
-    WorkflowError,
-    add_note,
-    is_overdue,
-    mark_change,
-    mark_impact,
-    notes_for,
-)
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from tracker.models import Change, Impact, Sop
+
+# tracker.workflow.STATUSES, for the options' help text: importing the workflow at startup would load
+# SQLAlchemy and the models for every command. tests/test_cli_startup.py keeps the two equal; the
+# commands validate against the workflow's own tuple.
+STATUSES = ("open", "needs_update", "in_progress", "updated", "dismissed")
 
 impacts_app = typer.Typer(help="Impacts of changes on SOPs, and the workflow to decide them.",
                           no_args_is_help=True)
@@ -45,11 +40,17 @@ def reason_text(reason: dict[str, Any]) -> str:
 
 
 def _check_status(status: str | None, option: str = "--status") -> None:
-    if status is not None and status not in STATUSES:
-        fail(f"{option} {status!r} is not a status; statuses are {', '.join(STATUSES)}")
+    from tracker.workflow import STATUSES as known
+
+    if status is not None and status not in known:
+        fail(f"{option} {status!r} is not a status; statuses are {', '.join(known)}")
 
 
 def _context(s: Session, impacts: list[Impact]) -> tuple[dict[int, Change], dict[str, Sop]]:
+    from sqlmodel import col, select
+
+    from tracker.models import Change, Sop
+
     change_ids = {i.change_id for i in impacts}
     sop_ids = {i.sop_id for i in impacts}
     changes = {c.id or 0: c for c in s.exec(select(Change).where(col(Change.id).in_(change_ids))).all()} \
@@ -68,6 +69,13 @@ def impacts_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """List impacts, newest first."""
+    from sqlmodel import col, select
+
+    from tracker.db import utcnow
+    from tracker.models import Impact, Sop, Source
+    from tracker.public import impact_public
+    from tracker.workflow import FINAL, is_overdue
+
     _check_status(status)
     today = utcnow().date()
     with session() as s:
@@ -107,6 +115,10 @@ def impacts_list(
 def impacts_show(impact_id: Annotated[int, typer.Argument(help="the impact id")],
                  as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False) -> None:
     """Show one impact: why it was raised, its status, notes and what may happen next."""
+    from tracker.models import Impact
+    from tracker.public import impact_public
+    from tracker.workflow import notes_for
+
     with session() as s:
         impact = s.get(Impact, impact_id)
         if impact is None:
@@ -146,6 +158,8 @@ def _parse_due(value: str | None) -> date | None:
 
 def _mark(impact_id: int, *, by: str, status: str | None = None, note: str | None = None,
           assignee: str | None = None, due: date | None = None) -> None:
+    from tracker.workflow import WorkflowError, mark_impact
+
     try:
         with session() as s:
             impact = mark_impact(session=s, impact_id=impact_id, by=by, status=status, note=note,
@@ -188,6 +202,8 @@ def impacts_dismiss(impact_id: Annotated[int, typer.Argument(help="the impact id
 def impacts_note(impact_id: Annotated[int, typer.Argument(help="the impact id")],
                  text: Annotated[str, typer.Argument(help="the note")], by: By) -> None:
     """Add a note to an impact."""
+    from tracker.workflow import WorkflowError, add_note
+
     try:
         with session() as s:
             note = add_note(session=s, impact_id=impact_id, by=by, text=text)
@@ -201,6 +217,8 @@ def impacts_mark_change(change_id: Annotated[int, typer.Argument(help="the chang
                         status: Annotated[str, typer.Option("--status", help="new status for every impact")],
                         note: Note = None) -> None:
     """Move every impact of one change to a status at once (all or nothing)."""
+    from tracker.workflow import WorkflowError, mark_change
+
     _check_status(status)
     try:
         with session() as s:
@@ -216,6 +234,9 @@ def impacts_remap(
     source: Annotated[str | None, typer.Option("--source", help="only changes of this source id")] = None,
 ) -> None:
     """Map changes already recorded to the current SOPs (after SOPs were added); never duplicates."""
+    from tracker.mapping import remap
+    from tracker.models import Source
+
     after = parse_since(since)
     with session() as s:
         if source and s.get(Source, source) is None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import col, func, select
 
 from tracker.cli.app import app, emit_json, fail, session
-from tracker.models import Impact, Sop, Source, Team
-from tracker.sops import load_sops_file, sync_sops
-from tracker.workflow import FINAL, WorkflowError, check_actor
-from tracker.yamlfile import RegistryError
+
+if TYPE_CHECKING:
+    from tracker.models import Sop
 
 sops_app = typer.Typer(help="Declare and list SOPs, their teams and what they watch.", no_args_is_help=True)
 app.add_typer(sops_app, name="sops")
@@ -23,6 +21,13 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
               by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
               = "system") -> None:
     """Validate an SOP file and make the database match it (removed SOPs and teams are disabled)."""
+    from sqlmodel import select
+
+    from tracker.models import Source
+    from tracker.sops import load_sops_file, sync_sops
+    from tracker.workflow import WorkflowError, check_actor
+    from tracker.yamlfile import RegistryError
+
     try:
         actor = check_actor(by)
     except WorkflowError as exc:
@@ -61,6 +66,11 @@ def sop_json(sop: Sop, open_impacts: int = 0) -> dict[str, Any]:
 @sops_app.command("list")
 def sops_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False) -> None:
     """List SOPs with their owner, team, watches and undecided impacts."""
+    from sqlmodel import col, func, select
+
+    from tracker.models import Impact, Sop, Team
+    from tracker.workflow import FINAL
+
     with session() as s:
         sops = list(s.exec(select(Sop).order_by(col(Sop.id))).all())
         counts = dict(s.exec(select(Impact.sop_id, func.count()).where(col(Impact.status).not_in(FINAL))

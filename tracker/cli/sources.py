@@ -6,12 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import select
 
 from tracker.cli.app import app, emit_json, fail, iso, session
-from tracker.models import CheckState, Source
-from tracker.sources import load_sources_file, sync_sources
-from tracker.yamlfile import RegistryError
 
 sources_app = typer.Typer(help="Declare and list watched sources.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
@@ -22,6 +18,9 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
                  by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
                  = "system") -> None:
     """Validate a sources file and make the database match it (removed sources are disabled)."""
+    from tracker.sources import load_sources_file, sync_sources
+    from tracker.yamlfile import RegistryError
+
     try:
         specs = load_sources_file(file)
     except RegistryError as exc:
@@ -40,6 +39,10 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
 @sources_app.command("list")
 def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List sources with their health."""
+    from sqlmodel import select
+
+    from tracker.models import CheckState, Source
+
     with session() as s:
         rows = [(src, s.get(CheckState, src.id)) for src in s.exec(select(Source).order_by(Source.id)).all()]
     if as_json:

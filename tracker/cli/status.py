@@ -8,7 +8,6 @@ from typing import Any
 import typer
 
 from tracker.cli.app import app, emit_json, iso, session, settings
-from tracker.db import utcnow
 
 
 def _ago(dt: datetime | None, now: datetime) -> str:
@@ -26,6 +25,7 @@ def _ago(dt: datetime | None, now: datetime) -> str:
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Scheduler heartbeat, each source's last check, result, error (since when) and next run; open/overdue impacts."""
+    from tracker.db import utcnow
     from tracker.scheduler import collect_status
 
     s = settings()

@@ -7,7 +7,6 @@ import sys
 import typer
 
 from tracker.cli.app import app, emit_json, fail, iso, session
-from tracker.users import ROLES, UserError, add_user, list_users, set_enabled, set_password, set_role
 
 users_app = typer.Typer(help="Web UI users and their roles (viewer, editor, admin).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -36,6 +35,8 @@ def users_add(
     by: str = typer.Option("system", "--by", help="who is adding the user (audit actor)"),
 ) -> None:
     """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash."""
+    from tracker.users import ROLES, UserError, add_user
+
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     password = _password(password_stdin)
@@ -54,6 +55,8 @@ def users_role(
     by: str = typer.Option("system", "--by", help="who is changing the role (audit actor)"),
 ) -> None:
     """Give a user another role."""
+    from tracker.users import UserError, set_role
+
     try:
         with session() as s:
             user = set_role(session=s, email=email, role=role, by=by)
@@ -71,6 +74,8 @@ def users_password(
     by: str = typer.Option("system", "--by", help="who is resetting the password (audit actor)"),
 ) -> None:
     """Set a user's password (prompted, or --password-stdin); their open sessions stop working."""
+    from tracker.users import UserError, set_password
+
     password = _password(password_stdin)
     try:
         with session() as s:
@@ -99,6 +104,8 @@ def users_enable(
 
 
 def _enable(email: str, enabled: bool, by: str) -> None:
+    from tracker.users import UserError, set_enabled
+
     try:
         with session() as s:
             user = set_enabled(session=s, email=email, enabled=enabled, by=by)
@@ -110,6 +117,8 @@ def _enable(email: str, enabled: bool, by: str) -> None:
 @users_app.command("list")
 def users_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List users and their roles."""
+    from tracker.users import list_users
+
     with session() as s:
         rows = list_users(session=s)
     if as_json:
