@@ -98,10 +98,25 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
 
 
 # Scrapy components the tracker never uses: replaced (RetryMiddleware, by BackoffRetryMiddleware),
-# off by the settings below (cookies, HTTP cache, meta refresh, telnet, remote control), or
-# idle without their settings (feed export, spider state, auto-throttle, memory debugger).
-# Leaving them out spares each crawl their imports (aiohttp, tldextract, twisted.conch).
+# off by the settings below (cookies, HTTP cache, meta refresh, telnet, remote control), idle
+# without their settings (feed export, spider state, auto-throttle, memory debugger, offsite
+# without allowed_domains, HTTP auth without http_user, close-spider limits, memory limits), only
+# concerned with requests made from responses (referer, URL length, depth: sources are fetched
+# once each, from the start list), or only feeding statistics nobody reads (the stats below are a
+# no-op collector). Leaving them out spares each crawl their imports (aiohttp, tldextract,
+# twisted.conch) and every request their calls: ~0.25 ms per request.
 _UNUSED = frozenset({
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware",
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware",
+    "scrapy.downloadermiddlewares.stats.DownloaderStats",
+    "scrapy.spidermiddlewares.referer.RefererMiddleware",
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware",
+    "scrapy.spidermiddlewares.depth.DepthMiddleware",
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware",
+    "scrapy.extensions.corestats.CoreStats",
+    "scrapy.extensions.logstats.LogStats",
+    "scrapy.extensions.memusage.MemoryUsage",
+    "scrapy.extensions.closespider.CloseSpider",
     "scrapy.downloadermiddlewares.retry.RetryMiddleware",
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",
     "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware",
@@ -143,6 +158,9 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "DOWNLOADER_MIDDLEWARES_BASE": {k: v for k, v in scrapy_defaults.DOWNLOADER_MIDDLEWARES_BASE.items()
                                         if k not in _UNUSED},
         "EXTENSIONS_BASE": {k: v for k, v in scrapy_defaults.EXTENSIONS_BASE.items() if k not in _UNUSED},
+        "SPIDER_MIDDLEWARES_BASE": {k: v for k, v in scrapy_defaults.SPIDER_MIDDLEWARES_BASE.items()
+                                    if k not in _UNUSED},
+        "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
         "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.BackoffRetryMiddleware": 550},
         "ITEM_PIPELINES": {"spiders.pipelines.RecordPipeline": 300},
         # A response yields exactly one item; Scrapy would start this many tasks per response.
