@@ -6,6 +6,13 @@ send the stored ETag and get 304s), on the same pages, in the same run, with the
 (no delay, 10 requests in flight: urlwatch's fixed thread pool). Prints wall time and peak RSS of
 each run, the ratios, and whether the targets are met.
 
+Beside them runs the floor of any Scrapy-based check (bench/scrapy_floor.py): the tracker's own
+Scrapy configuration fetching the same pages and discarding them, no extraction, no database. What
+the tracker adds on top of the framework is the difference between its row and that one.
+
+Every page is fetched once before anything is measured: the site renders each document version on
+its first request and keeps it, so whichever tool ran first would otherwise pay for that.
+
 Run:  .venv/bin/python bench/crawl.py [--pages 1000] [--rounds 1]
 urlwatch lives in its own venv (never a dependency of the tracker); the script creates it when
 it is missing, or install it yourself:
@@ -78,6 +85,29 @@ def run_tracker_round(site: Site, pages: int, work: Path, env_extra: dict[str, s
     return Round(first, recheck)
 
 
+def run_floor_round(site: Site, pages: int, work: Path, env_extra: dict[str, str]) -> Round:
+    """bench/scrapy_floor.py with the tracker's settings: a first fetch and a conditional re-fetch."""
+    work.mkdir(parents=True)
+    (work / "urls.txt").write_text("".join(f"{site.base}/bulk/{i}\n" for i in range(pages)))
+    env = tracker_env(f"sqlite:///{work / 'unused.db'}", **env_extra)
+    script = str(Path(__file__).resolve().parent / "scrapy_floor.py")
+    cmd = [sys.executable, script, str(work / "urls.txt"), str(work / "validators.json")]
+    first = run_measured(cmd, env=env)
+    _expect(first, "Scrapy floor first fetch", rf"fetched {pages} pages: {pages} 200, 0 304, 0 failed")
+    recheck = run_measured([*cmd, "--conditional"], env=env)
+    _expect(recheck, "Scrapy floor re-fetch", rf"fetched {pages} pages: 0 200, {pages} 304, 0 failed")
+    return Round(first, recheck)
+
+
+def warm(site: Site, pages: int) -> None:
+    """Fetch every page once, so that no measured run pays for the site's first rendering of a version."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        sizes = list(pool.map(lambda i: len(site.get(f"/bulk/{i}")[0]), range(pages)))
+    print(f"site warmed: {pages} pages, {sum(sizes) / pages / 1024:.0f} KB on average")
+
+
 def run_urlwatch_round(exe: Path, site: Site, pages: int, work: Path) -> Round:
     """Its own urls, config and cache in a temp dir, a first run and a second run."""
     work.mkdir(parents=True)
@@ -116,6 +146,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="repeat and report the median of each figure")
     ap.add_argument("--urlwatch-venv", type=Path, default=Path("/tmp/urlwatch-venv"))
     ap.add_argument("--no-urlwatch", action="store_true", help="measure the tracker only")
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare-Scrapy floor runs")
     args = ap.parse_args()
 
     exe = None if args.no_urlwatch else urlwatch_bin(args.urlwatch_venv)
@@ -130,10 +161,16 @@ def main() -> int:
           "css:article.policy + html2text)")
     tracker_rounds: list[Round] = []
     urlwatch_rounds: list[Round] = []
+    floor_rounds: list[Round] = []
     tmp = Path(tempfile.mkdtemp(prefix="tracker-crawl-bench-"))
     try:
         with policy_site() as site:
+            warm(site, args.pages)
             for r in range(args.rounds):
+                if not args.no_floor:
+                    f = run_floor_round(site, args.pages, tmp / f"floor-{r}", tracker_settings)
+                    floor_rounds.append(f)
+                    print(f"  round {r + 1}: Scrapy alone {_fmt(f)}", flush=True)
                 t = run_tracker_round(site, args.pages, tmp / f"tracker-{r}", tracker_settings)
                 tracker_rounds.append(t)
                 print(f"  round {r + 1}: tracker  {_fmt(t)}", flush=True)
@@ -148,6 +185,20 @@ def main() -> int:
         return float(statistics.median(getattr(getattr(r, run), fig) for r in rounds))
 
     print()
+    if floor_rounds:
+        print("Scrapy alone: the tracker's Scrapy settings fetching the same pages into nothing "
+              "(bench/scrapy_floor.py)")
+        for label, run in (("first check", "first"), ("unchanged re-check", "recheck")):
+            fw, tw = med(floor_rounds, run, "wall"), med(tracker_rounds, run, "wall")
+            line = (f"  {label:<22}{fw:>7.2f}s wall, {med(floor_rounds, run, 'cpu'):.2f}s cpu; "
+                    f"the tracker adds {tw - fw:+.2f}s")
+            if urlwatch_rounds:
+                target = FIRST_TARGET if run == "first" else RECHECK_TARGET
+                need = med(urlwatch_rounds, run, "wall") / target
+                line += (f"; the target needs <= {need:.2f}s in all: "
+                         f"{'less than Scrapy alone takes' if fw > need else 'Scrapy alone leaves room for it'}")
+            print(line)
+        print()
     print(f"{'':<24}{'tracker':>12}{'urlwatch ' + URLWATCH_VERSION:>16}{'ratio':>9}  target")
     ok = True
     rows = [("first check", "first", FIRST_TARGET), ("unchanged re-check", "recheck", RECHECK_TARGET)]
