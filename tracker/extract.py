@@ -8,6 +8,7 @@ does not say, and BeautifulSoup's lenient html.parser repairs pages lxml cannot 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -171,12 +172,25 @@ def validate_selector(selector: str) -> str | None:
 
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-# Control characters other than tab, newline, carriage return and form feed.
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f]")
+# Control characters other than tab, newline, carriage return and form feed (the bytes \x0b and \x0c
+# count as text, as they always have here), deleted by bytes.translate to count them at C speed.
+_CONTROL_BYTES = bytes(range(9)) + bytes(range(14, 32))
+
+
+def _count_controls(data: bytes) -> int:
+    """How many bytes of data are control characters (see _CONTROL_BYTES)."""
+    return len(data) - len(data.translate(None, _CONTROL_BYTES))
 
 
 def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     """Decode a page body: a BOM, valid UTF-8, the HTTP charset, the page's own, then windows-1252."""
+    text, encoding, _ = _decode(body, content_type)
+    return text, encoding
+
+
+def _decode(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
+    """decode(), and whether the text is the whole body read as UTF-8 (then the parser can take the body)."""
+    whole_utf8 = False
     if not body.strip():
         raise EmptyPage("the response was empty")
     text: str | None = None
@@ -192,12 +206,13 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     if text is None:
         sample = body[:8192]
         # Binary content has NUL bytes or a high share of control bytes; HTML has neither.
-        controls = sum(1 for c in sample if c < 9 or 13 < c < 32)
+        controls = _count_controls(sample)
         if b"\x00" in sample or controls > len(sample) // 20:
             raise NotText(f"the response is not text ({controls} control bytes in the first {len(sample)})")
         try:
             # Valid UTF-8 with non-ASCII bytes is never an accident: it wins over a wrong header.
             text = body.decode("utf-8")
+            whole_utf8 = True
         except UnicodeDecodeError:
             declared = []
             if content_type and (m := _CHARSET_HEADER.search(content_type)):
@@ -215,26 +230,46 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     bad = text.count("\ufffd")
     if bad > max(16, len(text) // 50):
         raise NotText(f"the response decodes to {bad} replacement characters: garbage or a wrong charset")
-    controls = len(_CONTROLS.findall(text[:8192]))
+    # In UTF-8 every control character is its own single byte and every other character's bytes are
+    # >= 0x80 or printable, so counting bytes counts characters (surrogatepass: a lone surrogate is text).
+    controls = _count_controls(text[:8192].encode("utf-8", "surrogatepass"))
     if controls > len(text[:8192]) // 20:
         raise NotText(f"the response is not text ({controls} control characters in the first {len(text[:8192])})")
-    return text, encoding
+    return text, encoding, whole_utf8
 
 
 # libxml2 keeps elements nested up to this depth (huge_tree; 256 without it) and drops the rest.
 MAX_DEPTH = 2048
 
 
-def _parse(markup: str) -> lxml.etree._Element:
-    markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup)  # lxml refuses str input with a declaration
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def _parse(markup: str, utf8: bytes | None = None) -> lxml.etree._Element:
+    """The page's element tree; utf8, when given, is markup encoded as UTF-8 (the body as fetched)."""
+    stripped = _XML_DECLARATION.sub("", markup)  # lxml refuses str input with a declaration
+    # lxml hands a str that is not ASCII to libxml2 as Latin-1, UTF-16 or UCS-4, which libxml2 then
+    # converts to UTF-8, its own encoding: UTF-8 bytes (the body itself when it was UTF-8) parse the
+    # same text into the same tree without that conversion (about twice as fast). A str that still
+    # starts with a declaration (lxml's ValueError, handled below) or a BOM stays a str.
+    data: str | bytes = stripped
+    if not stripped.isascii() and not stripped.startswith(("<?xml", "\ufeff")):
+        if utf8 is not None and len(stripped) == len(markup):
+            data = utf8
+        else:
+            try:
+                data = stripped.encode("utf-8")
+            except UnicodeEncodeError:  # a str body with lone surrogates
+                pass
     # lxml.etree's HTML parser, not lxml.html's: the same parse, but plain elements, without the
     # Python class lookup lxml.html runs for every element the walk touches (hot path).
-    parser = lxml.etree.HTMLParser(huge_tree=True)
+    parser = lxml.etree.HTMLParser(huge_tree=True, encoding="utf-8" if isinstance(data, bytes) else None)
     try:
-        root = lxml.html.document_fromstring(markup, parser=parser)
+        root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.ParserError, ValueError):
         # BeautifulSoup's html.parser is more forgiving of truly broken markup.
-        repaired = str(BeautifulSoup(markup, "html.parser"))
+        parser = lxml.etree.HTMLParser(huge_tree=True)
+        repaired = str(BeautifulSoup(stripped, "html.parser"))
         root = lxml.html.document_fromstring(repaired or "<html></html>", parser=parser)
     if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
         # The parser silently dropped what lies deeper: never record a truncated text.
@@ -243,33 +278,42 @@ def _parse(markup: str) -> lxml.etree._Element:
     return root
 
 
+@functools.lru_cache(maxsize=256)
+def _selector(selector: str) -> CSSSelector:
+    """A compiled CSS selector: compiling costs more than matching, and sources reuse theirs on every fetch."""
+    return CSSSelector(selector)
+
+
 def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None) -> Extracted:
     """Extract the policy text selected by rules from a page, as blocks with heading paths."""
     if isinstance(body, bytes):
-        markup, encoding = decode(body, content_type)
+        markup, encoding, whole_utf8 = _decode(body, content_type)
+        utf8 = body if whole_utf8 else None
     else:
         if not body.strip():
             raise EmptyPage("the response was empty")
-        markup, encoding = body, "utf-8"
+        markup, encoding, utf8 = body, "utf-8", None
     try:
-        root = _parse(markup)
+        root = _parse(markup, utf8)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise NotText(f"the page could not be parsed as HTML: {exc}") from exc
 
+    # (lxml.etree.strip_elements would be no faster, and _drop is what decides which pages fail: lxml
+    # refuses a tail holding a control character, and such pages must keep failing as they always did.)
     for el in list(root.iter(lxml.etree.Comment, lxml.etree.ProcessingInstruction)):
         _drop(el)
     for tag in ALWAYS_REMOVE:
         for el in list(root.iter(tag)):
             _drop(el)
     for sel in rules.remove:
-        for el in CSSSelector(sel)(root):
+        for el in _selector(sel)(root):
             _drop(el)
 
     if rules.select:
         roots: list[lxml.etree._Element] = []
         seen: set[int] = set()
         for sel in rules.select:
-            for el in CSSSelector(sel)(root):
+            for el in _selector(sel)(root):
                 # Skip an element nested in one already selected: its text is in there.
                 if id(el) in seen or any(id(a) in seen for a in el.iterancestors()):
                     continue
@@ -284,13 +328,146 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None)
         body_el = root.find("body")
         roots = [body_el if body_el is not None else root]
 
-    walker = _Walker()
-    for el in roots:
-        walker.walk(el)
-        walker.flush()
-    if not walker.blocks:
+    blocks = _blocks_by_xslt(roots, markup)
+    if blocks is None:  # text holding the marker characters, or nested too deep for libxslt: the Python walk
+        walker = _Walker()
+        for el in roots:
+            walker.walk(el)
+            walker.flush()
+        blocks = walker.blocks
+    if not blocks:
         raise NoText("the selected part of the page holds no text")
-    return Extracted(blocks=walker.blocks, encoding=encoding)
+    return Extracted(blocks=blocks, encoding=encoding)
+
+
+# -- the fast path: libxslt walks the selection, Python cuts one marked-up string ---------------
+#
+# The stylesheet writes the selection's text in document order (the text _Walker buffers) and, where
+# _Walker acts, an op between two MARKs that says what the text before it is:
+#   MARK kind-code MARK    a block of that kind (_Walker's flush; the kind its kind_stack holds
+#                          there, kept by one XSLT mode per kind)
+#   MARK "h" level MARK    a heading (string() of the element, as _Walker._heading takes it)
+#   MARK "r" MARK          a table row, its element children's string() separated by CELL
+# so that output.split(MARK) alternates text and op. Each root's output ends with a paragraph op
+# (_Walker's flush between roots). MARK and CELL are Unicode noncharacters: no character composes
+# with them (NFC of the whole output is NFC of each text), they are not whitespace, and the URL
+# pattern stops at them, so the whole output is normalised in one pass (_normalise_marked) exactly
+# as normalise_text would normalise each text. A selection whose text or alt attributes hold
+# either character is walked by _Walker instead.
+_MARK, _CELL = "\ufdd0", "\ufdd1"
+_KIND_CODE = {"paragraph": "p", "list_item": "l", "term": "t", "definition": "d", "preformatted": "f",
+              "quote": "q", "caption": "c"}
+_CODE_KIND = {code: kind for kind, code in _KIND_CODE.items()}
+_HEADING_OP = {f"h{level}": level for level in HEADINGS.values()}
+_URL_MARKED = re.compile(_URL.pattern.replace("<>", "<>" + _MARK + _CELL), _URL.flags)
+
+
+def _stylesheet() -> str:
+    """The XSLT (1.0, text output) that marks up a selection for _blocks_by_xslt."""
+    m = _MARK
+
+    def mode(code: str) -> str:
+        return "" if code == "p" else f' mode="{code}"'
+
+    plain_blocks = "|".join(sorted(t for t in BLOCK_TAGS if t not in KIND_OF and t != "tr"))
+    kind_blocks = {_KIND_CODE[k]: "|".join(sorted(t for t, j in KIND_OF.items() if j == k))
+                   for k in dict.fromkeys(KIND_OF.values())}
+    assert set(KIND_OF) <= BLOCK_TAGS and "tr" in BLOCK_TAGS and not set(HEADINGS) & BLOCK_TAGS
+    # The root: the selected element (lxml runs the stylesheet on it as on a document of its own),
+    # then the paragraph flush _Walker makes after each root.
+    templates = [f'<xsl:template match="/"><xsl:apply-templates/><xsl:text>{m}p{m}</xsl:text></xsl:template>']
+    for code in _CODE_KIND:
+        templates.append(f'<xsl:template match="{plain_blocks}"{mode(code)}><xsl:text>{m}{code}{m}</xsl:text>'
+                         f'<xsl:apply-templates{mode(code)}/><xsl:text>{m}{code}{m}</xsl:text></xsl:template>')
+        for inner, tags in kind_blocks.items():
+            templates.append(f'<xsl:template match="{tags}"{mode(code)}><xsl:text>{m}{code}{m}</xsl:text>'
+                             f'<xsl:apply-templates{mode(inner)}/><xsl:text>{m}{inner}{m}</xsl:text></xsl:template>')
+        templates.append(
+            f'<xsl:template match="{"|".join(HEADINGS)}"{mode(code)}><xsl:text>{m}{code}{m}</xsl:text>'
+            f'<xsl:value-of select="."/><xsl:text>{m}</xsl:text><xsl:value-of select="name()"/>'
+            f'<xsl:text>{m}</xsl:text></xsl:template>')
+        templates.append(
+            f'<xsl:template match="tr"{mode(code)}><xsl:text>{m}{code}{m}</xsl:text><xsl:for-each select="*">'
+            f'<xsl:if test="position() != 1"><xsl:text>{_CELL}</xsl:text></xsl:if><xsl:value-of select="."/>'
+            f'</xsl:for-each><xsl:text>{m}r{m}</xsl:text></xsl:template>')
+        templates.append(
+            f'<xsl:template match="img"{mode(code)}><xsl:apply-templates{mode(code)}/><xsl:if test="@alt != \'\'">'
+            f'<xsl:text> </xsl:text><xsl:value-of select="@alt"/><xsl:text> </xsl:text></xsl:if></xsl:template>')
+    return ('<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+            '<xsl:output method="text" encoding="UTF-8"/>' + "".join(templates) + "</xsl:stylesheet>")
+
+
+_TRANSFORM = lxml.etree.XSLT(lxml.etree.XML(_stylesheet()))
+# A marker character reaches the tree only as itself or as a numeric character reference (libxml2 and
+# html.parser read "&#xFDD0", "&#64976;", with leading zeros, with or without ";"; larger numbers
+# become U+FFFD, never wrap around). Prefix matches only: a false alarm costs one XPath test.
+_MARKER_REF = re.compile(r"&#(?:[xX]0*[fF][dD][dD][01]|0*6497[67])")
+# True when the text or an alt attribute of the selection holds a marker character.
+_HOLDS_MARKERS = lxml.etree.XPath(
+    f"contains(., '{_MARK}') or contains(., '{_CELL}')"
+    f" or boolean(descendant-or-self::*/@alt[contains(., '{_MARK}') or contains(., '{_CELL}')])")
+
+
+# libxslt recurses in C once per element level: on a deeply nested selection it would need more stack
+# than a worker thread has (a 1 MiB thread stack overflows at 2000 levels). Past this depth (real
+# pages nest a few dozen levels) the Python walk, which keeps its own stack, does the work.
+_XSLT_MAX_DEPTH = 128
+_DEEPER_THAN_XSLT_MAX = lxml.etree.XPath("boolean(" + "/".join(["*"] * _XSLT_MAX_DEPTH) + ")")
+
+
+def _may_hold_markers(markup: str) -> bool:
+    """Whether a page's tree may hold a marker character anywhere (False: it certainly holds none)."""
+    return _MARK in markup or _CELL in markup or ("&#" in markup and _MARKER_REF.search(markup) is not None)
+
+
+def _normalise_marked(text: str) -> str:
+    """normalise_text's character steps and whitespace collapse applied to every text between markers at
+    once (see above for why that is exact); the URL step is left to the texts that hold a URL."""
+    if not text.isascii():
+        for c in _INVISIBLE_CHARS:  # str.replace runs at C speed; translate looks each character up
+            if c in text:
+                text = text.replace(c, "")
+        text = unicodedata.normalize("NFC", text)
+    # Whitespace runs become one space: each text keeps at most one at either end, stripped later. A URL
+    # ends at whitespace and holds none, so untracking after the collapse changes nothing.
+    return " ".join(text.split())
+
+
+def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[Block] | None:
+    """The blocks of the selected roots, exactly as _Walker makes them; None when _Walker must make them."""
+    check = _may_hold_markers(markup)
+    outputs = []
+    for el in roots:
+        if (check and _HOLDS_MARKERS(el)) or _DEEPER_THAN_XSLT_MAX(el):
+            return None
+        outputs.append(str(_TRANSFORM(el)))
+    parts = _normalise_marked("".join(outputs)).split(_MARK)
+    blocks: list[Block] = []
+    append = blocks.append
+    headings: list[tuple[int, str]] = []
+    path: tuple[str, ...] = ()
+    code_kind, heading_op = _CODE_KIND, _HEADING_OP
+    for text, op in zip(parts[0::2], parts[1::2], strict=False):
+        if not text or text == " ":  # no text since the last op (most ops): nothing to flush
+            continue
+        if "://" in text and "?" in text:
+            text = _URL_MARKED.sub(_untrack, text)
+        kind = code_kind.get(op)
+        if kind is not None:
+            append(Block(kind, text.strip(" "), path))
+        elif op == "r":
+            cells = [c.strip(" ") for c in text.split(_CELL)]
+            if any(cells):
+                append(Block("table_row", " | ".join(cells), path))
+        else:
+            text = text.strip(" ")
+            level = heading_op[op]
+            while headings and headings[-1][0] >= level:
+                headings.pop()
+            headings.append((level, text))
+            path = tuple(t for _, t in headings)
+            append(Block("heading", text, path))
+    return blocks
 
 
 def _drop(el: lxml.etree._Element) -> None:
