@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, NEW, ChangeHook, CheckOutcome, Fetch, record_check
+from tracker.ingest import FAILED, NEW, ChangeHook, CheckOutcome, Fetch, baseline_refs, record_check
 from tracker.models import CheckState, Source, Version
 
 log = logging.getLogger(__name__)
@@ -112,15 +112,29 @@ class RecordPipeline:
         outcomes = []
         ids = list({item.source_id for item in batch})
         with session_scope(self.engine) as session:
-            # Load the batch's sources and check states into the session in two queries: record_check's
-            # session.get() calls then find them in the identity map.
+            # The batch's sources, check states and newest version refs in three queries, rather than
+            # three per source.
             sources = {s.id: s for s in session.exec(select(Source).where(col(Source.id).in_(ids)))}
-            list(session.exec(select(CheckState).where(col(CheckState.source_id).in_(ids))))
+            states = {st.source_id: st for st in session.exec(
+                select(CheckState).where(col(CheckState.source_id).in_(ids)))}
+            refs = baseline_refs(session=session, source_ids=ids)
+            seen: set[str] = set()
             for item in batch:
-                source = sources.get(item.source_id)
+                sid = item.source_id
+                source = sources.get(sid)
                 if source is None:
-                    raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
-                outcomes.append(self._record(session, source, item))
+                    raise LookupError(f"source {sid} vanished from the database during the crawl")
+                if sid in seen:  # twice in one batch: what was read up front may be stale now
+                    outcomes.append(self._record(session, source, item))
+                    continue
+                seen.add(sid)
+                state = states.get(sid)
+                if state is None:
+                    state = CheckState(source_id=sid)
+                    session.add(state)
+                outcomes.append(record_check(session=session, source=source, fetch=item, on_change=self.on_change,
+                                             has_baseline=sid in self.with_baseline or sid in refs,
+                                             state=state, baseline_ref=refs.get(sid)))
         self._remember(outcomes)
         return outcomes
 

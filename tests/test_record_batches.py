@@ -167,3 +167,21 @@ def test_not_modified_after_a_first_version_in_the_same_crawl_needs_no_lookup(en
     p.close_spider()
     assert [o.result for o in reports.outcomes] == ["new", "new", "not_modified", "not_modified"]
     assert p.with_baseline >= set(ids)
+
+
+def test_each_change_in_a_batch_starts_from_the_newest_version(engine: Engine) -> None:
+    ids = make_sources(engine, 2)
+    for v in (1, 2, 3, 3):
+        reports = Reports()
+        p = pipeline(engine, reports)
+        for sid in ids:
+            p.process_item(fetch(sid, "x-privacy-policy", v))
+        p.close_spider()
+    assert [o.result for o in reports.outcomes] == ["unchanged", "unchanged"]
+    with Session(engine) as s:
+        for sid in ids:
+            versions = [v.id for v in s.exec(select(Version).where(Version.source_id == sid).order_by(Version.id))]
+            chain = [(c.from_version_id, c.to_version_id)
+                     for c in s.exec(select(Change).where(Change.source_id == sid).order_by(Change.id))]
+            assert len(versions) == 3
+            assert chain == [(versions[0], versions[1]), (versions[1], versions[2])]
