@@ -366,7 +366,9 @@ def test_random_pages_extract_identically(seed: int) -> None:
         assert_same(inner or " ", (), ())
 
 
-def test_the_whitespace_of_str_split_is_the_list_the_fast_path_uses() -> None:
+def test_the_whitespace_the_fast_path_collapses_is_what_str_split_splits_on() -> None:
     spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    assert set(current._OTHER_SPACES) == set(spaces) - {" "}
+    assert set(current._ASCII_OTHER_SPACES) == {c for c in spaces if c.isascii()} - {" "}
     for c in spaces:
-        assert_same(article(f"<p>a{c}b{c}{c}c</p><li>{c}</li><h2>{c}h{c}</h2>"))
+        assert_same(article(f"<p>a{c}b{c}{c}c {c} {c}{c}d</p><li>{c}</li><h2>{c}h{c}</h2><p>{c}é{c}\xa0</p>"))

@@ -420,17 +420,32 @@ def _may_hold_markers(markup: str) -> bool:
     return _MARK in markup or _CELL in markup or ("&#" in markup and _MARKER_REF.search(markup) is not None)
 
 
+# Every character str.split() splits on (str.isspace()) but the space itself, ASCII first.
+_OTHER_SPACES = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_ASCII_OTHER_SPACES = _OTHER_SPACES[:9]
+
+
 def _normalise_marked(text: str) -> str:
     """normalise_text's character steps and whitespace collapse applied to every text between markers at
     once (see above for why that is exact); the URL step is left to the texts that hold a URL."""
-    if not text.isascii():
+    if text.isascii():
+        spaces = _ASCII_OTHER_SPACES
+    else:
+        spaces = _OTHER_SPACES
         for c in _INVISIBLE_CHARS:  # str.replace runs at C speed; translate looks each character up
             if c in text:
                 text = text.replace(c, "")
         text = unicodedata.normalize("NFC", text)
-    # Whitespace runs become one space: each text keeps at most one at either end, stripped later. A URL
-    # ends at whitespace and holds none, so untracking after the collapse changes nothing.
-    return " ".join(text.split())
+    # Whitespace runs become one space (each text keeps at most one at either end, stripped later), as
+    # " ".join(text.split()) would make them, without a string object per word. A URL ends at whitespace
+    # and holds none, so untracking after the collapse changes nothing.
+    for c in spaces:
+        if c in text:
+            text = text.replace(c, " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
 
 
 def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[Block] | None:
@@ -441,24 +456,24 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[B
         if (check and _HOLDS_MARKERS(el)) or _DEEPER_THAN_XSLT_MAX(el):
             return None
         outputs.append(str(_TRANSFORM(el)))
-    parts = _normalise_marked("".join(outputs)).split(_MARK)
+    parts = iter(_normalise_marked("".join(outputs)).split(_MARK))
     blocks: list[Block] = []
     append = blocks.append
     headings: list[tuple[int, str]] = []
     path: tuple[str, ...] = ()
-    code_kind, heading_op = _CODE_KIND, _HEADING_OP
-    for text, op in zip(parts[0::2], parts[1::2], strict=False):
+    code_kind, heading_op, block = _CODE_KIND, _HEADING_OP, _block
+    for text, op in zip(parts, parts, strict=False):  # (text, op) pairs
         if not text or text == " ":  # no text since the last op (most ops): nothing to flush
             continue
         if "://" in text and "?" in text:
             text = _URL_MARKED.sub(_untrack, text)
         kind = code_kind.get(op)
         if kind is not None:
-            append(Block(kind, text.strip(" "), path))
+            append(block(kind, text.strip(" "), path))
         elif op == "r":
             cells = [c.strip(" ") for c in text.split(_CELL)]
             if any(cells):
-                append(Block("table_row", " | ".join(cells), path))
+                append(block("table_row", " | ".join(cells), path))
         else:
             text = text.strip(" ")
             level = heading_op[op]
@@ -466,8 +481,22 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[B
                 headings.pop()
             headings.append((level, text))
             path = tuple(t for _, t in headings)
-            append(Block("heading", text, path))
+            append(block("heading", text, path))
     return blocks
+
+
+_new_object = object.__new__
+_set_kind, _set_text, _set_path = Block.kind.__set__, Block.text.__set__, Block.path.__set__  # type: ignore[attr-defined]
+
+
+def _block(kind: str, text: str, path: tuple[str, ...]) -> Block:
+    """Block(kind, text, path), made without the frozen dataclass's __init__ (object.__setattr__ per
+    field): a third of the time, and a page makes hundreds."""
+    b = _new_object(Block)
+    _set_kind(b, kind)
+    _set_text(b, text)
+    _set_path(b, path)
+    return b
 
 
 def _drop(el: lxml.etree._Element) -> None:
