@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -370,5 +371,8 @@ def test_the_whitespace_the_fast_path_collapses_is_what_str_split_splits_on() ->
     spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
     assert set(current._OTHER_SPACES) == set(spaces) - {" "}
     assert set(current._ASCII_OTHER_SPACES) == {c for c in spaces if c.isascii()} - {" "}
+    left_out = set(current._OTHER_SPACES) - set(current._NFC_OTHER_SPACES)
+    assert left_out == {"\u2000", "\u2001"}
+    assert not left_out & set(unicodedata.normalize("NFC", "".join(left_out)))
     for c in spaces:
         assert_same(article(f"<p>a{c}b{c}{c}c {c} {c}{c}d</p><li>{c}</li><h2>{c}h{c}</h2><p>{c}é{c}\xa0</p>"))

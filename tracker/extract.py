@@ -194,7 +194,7 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
 def _decode(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
     """decode(), and whether the text is the whole body read as UTF-8 (then the parser can take the body)."""
     whole_utf8 = False
-    if not body.strip():
+    if not body or body.isspace():  # (body.strip() would copy the whole body to find out)
         raise EmptyPage("the response was empty")
     text: str | None = None
     encoding = "utf-8"
@@ -293,7 +293,7 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None)
         markup, encoding, whole_utf8 = _decode(body, content_type)
         utf8 = body if whole_utf8 else None
     else:
-        if not body.strip():
+        if not body or body.isspace():
             raise EmptyPage("the response was empty")
         markup, encoding, utf8 = body, "utf-8", None
     try:
@@ -427,6 +427,9 @@ def _may_hold_markers(markup: str) -> bool:
 _OTHER_SPACES = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
                  "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _ASCII_OTHER_SPACES = _OTHER_SPACES[:9]
+# NFC turns U+2000 and U+2001 into U+2002 and U+2003 (canonical singletons): after it, looking for them
+# is a wasted scan (a slow one: str's search for a character whose low byte is 0 cannot use memchr).
+_NFC_OTHER_SPACES = _OTHER_SPACES.replace("\u2000\u2001", "")
 
 
 def _normalise_marked(text: str) -> str:
@@ -435,7 +438,7 @@ def _normalise_marked(text: str) -> str:
     if text.isascii():
         spaces = _ASCII_OTHER_SPACES
     else:
-        spaces = _OTHER_SPACES
+        spaces = _NFC_OTHER_SPACES
         for c in _INVISIBLE_CHARS:  # str.replace runs at C speed; translate looks each character up
             if c in text:
                 text = text.replace(c, "")
@@ -458,8 +461,10 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[B
     for el in roots:
         if (check and _HOLDS_MARKERS(el)) or _DEEPER_THAN_XSLT_MAX(el):
             return None
-        outputs.append(str(_TRANSFORM(el)))
-    parts = iter(_normalise_marked("".join(outputs)).split(_MARK))
+        # The result's UTF-8 bytes (the output the stylesheet declares), decoded here: str(result) makes
+        # the same string at twice the cost.
+        outputs.append(bytes(_TRANSFORM(el)))
+    parts = iter(_normalise_marked(b"".join(outputs).decode("utf-8")).split(_MARK))
     blocks: list[Block] = []
     append = blocks.append
     headings: list[tuple[int, str]] = []
