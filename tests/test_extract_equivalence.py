@@ -304,6 +304,16 @@ def test_xml_declarations_and_byte_order_marks_extract_identically() -> None:
     assert_same("<article class='policy'><p>lone \ud800 surrogate</p></article>")
 
 
+@pytest.mark.parametrize("doc", ["<!-- é -->", "<!DOCTYPE html>é", "\xa0", "é", "<?pi é?>", "<!-- a -->\xa0",
+                                 "<html>é</html>", "<![CDATA[é]]>", "</p>é", "<é>", "\u2028", "<p>\x0c</p>é",
+                                 "<body>\x00é</body>", "\x85", "<?xml version='1.0'?>é", "\ufeff<p>é</p>"])
+def test_tiny_and_empty_documents_parse_and_fail_identically(doc: str) -> None:
+    """The parser takes UTF-8 bytes now where it took a str: documents at the edges of parsing agree."""
+    for body in (doc, doc.encode("utf-8")):
+        for select in ((), ("p",)):
+            assert_same(body, select, ())
+
+
 def test_several_select_rules_carry_the_heading_path_and_flush_between_roots() -> None:
     body = wrap('<section id="a"><h2>First</h2><p>One</p>loose tail</section><div>between</div>'
                 '<section id="b"><span>inline root</span><h3>Sub</h3><li>item</li></section>'
