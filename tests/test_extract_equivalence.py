@@ -324,6 +324,16 @@ def test_several_select_rules_carry_the_heading_path_and_flush_between_roots() -
         assert_same(body, select, ())
 
 
+def test_odd_tags_and_selections_outside_the_body_extract_identically() -> None:
+    body = wrap('<article class="policy"><IMG SRC=x ALT="Upper alt"><Img Alt="mixed"><o:p>office</o:p>'
+                '<svg:rect>r</svg:rect><image alt="image tag">i</image><P CLASS=x>Upper P</P><H2>Upper H</H2>'
+                '<TABLE><TR><TD>c</TD></TR></TABLE><math><mi>x</mi></math><ruby>漢<rt>kan</rt></ruby>'
+                '<details><summary>S</summary>D</details></article>', head="<meta name=x>").encode()
+    for select in (("title",), ("html",), ("head",), ("*",), ("a",), ("article.policy",), ("body",), ("meta",),
+                   ("td", "tr", "table"), ("h2", "p")):
+        assert_same(body, select, ())
+
+
 # -- random pages ----------------------------------------------------------------------------
 
 _BLOCKS = ["p", "div", "li", "ul", "ol", "dl", "dt", "dd", "pre", "blockquote", "section", "table", "tr", "td",
