@@ -25,8 +25,9 @@ WERE_LOADED_AT_START = ["sqlalchemy", "sqlmodel", "pydantic", "pydantic_settings
 # What single commands need (serve, run, export to xlsx, crawl, db upgrade, help formatting): never at start.
 ONE_COMMANDS_ONLY = ["fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler", "alembic", "scrapy", "twisted",
                      "rich", "tracker.web", "tracker.scheduler", "tracker.service", "tracker.ingest", "spiders"]
-# What `tracker crawl` has no use for (bs4 is left out: tracker.extract imports it for its fallbacks).
+# What `tracker crawl` has no use for (bs4 only for pages that are not UTF-8 or that lxml cannot parse).
 NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler", "alembic", "rich", "argon2",
+                 "bs4", "soupsieve",
                  "yaml", "tracker.digest", "tracker.web", "tracker.export", "tracker.scheduler", "tracker.service"]
 
 COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "run", "serve", "sops",

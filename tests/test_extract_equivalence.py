@@ -45,6 +45,11 @@ def assert_same(body: bytes | str, select: tuple[str, ...] = POLICY[0], remove: 
     """Both extractors agree on a page; returns what they made of it."""
     want = outcome(reference, body, select, remove, content_type)
     got = outcome(current, body, select, remove, content_type)
+    if want[:2] == ("error", "ValueError"):
+        # The one deliberate difference: the reference crashed (lxml refused a control character in
+        # the tail of a dropped element); the current extractor reads the page or names its error.
+        assert got[:2] != ("error", "ValueError"), f"select={select} remove={remove} body={body[:300]!r}"
+        return got
     assert got == want, f"select={select} remove={remove} body={body[:300]!r}"
     return got
 
@@ -348,7 +353,7 @@ _DROPPED = ["<script>s()</script>", "<style>p{}</style>", "<noscript>ns</noscrip
 _WORDS = ["policy", "data", "We", "collect", "é", "e\u0301", "\u0301", "c", "\u0327", "Ω", "ﬁ", "日本語", "\U0001F600",
           "&amp;", "&lt;p&gt;", "&nbsp;", "&#8217;", "\u200b", "\u00ad", "https://ex.com/p?utm_source=a&amp;id=3",
           "http://ex.com/?fbclid=1", "https://ex.com/x?a=1#f", "(https://ex.com/?q=1).", "1.", "—", "\u2003"]
-# (a form feed next to a dropped element makes both extractors fail alike: lxml refuses the merged tail)
+# (a form feed next to a dropped element made the reference fail: lxml refused the merged tail)
 _SPACES = [" ", "", "\n", "\n    ", "\t", "\xa0", "  ", "\r\n", "\u3000", " ", "\n", " ", "", "\n\n"] * 3 + ["\x0c"]
 
 

@@ -22,8 +22,6 @@ from typing import Any
 
 import lxml.etree
 import lxml.html
-from bs4 import BeautifulSoup, UnicodeDammit
-from bs4.dammit import EncodingDetector
 from lxml.cssselect import CSSSelector
 
 # Bump when the extraction itself changes: versions made by other rules are re-extracted
@@ -222,6 +220,10 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
                 declared.append(m.group(1))
             # Undeclared or wrongly declared: the page's own <meta>, then windows-1252 (the web's
             # default for undeclared pages) before any statistical guess.
+            # bs4 is imported here, not at the top: only pages that are not UTF-8 need it (~60 ms per crawl).
+            from bs4 import UnicodeDammit
+            from bs4.dammit import EncodingDetector
+
             if (meta := EncodingDetector.find_declared_encoding(body, is_html=True)) is not None:
                 declared.append(meta)
             # (UnicodeDammit tries user_encodings before the page's own declaration: pass both as definite.)
@@ -271,6 +273,8 @@ def _parse(markup: str, utf8: bytes | None = None) -> lxml.etree._Element:
         root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.ParserError, ValueError):
         # BeautifulSoup's html.parser is more forgiving of truly broken markup.
+        from bs4 import BeautifulSoup
+
         parser = lxml.etree.HTMLParser(huge_tree=True)
         repaired = str(BeautifulSoup(stripped, "html.parser"))
         root = lxml.html.document_fromstring(repaired or "<html></html>", parser=parser)
@@ -507,6 +511,16 @@ def _block(kind: str, text: str, path: tuple[str, ...]) -> Block:
     return b
 
 
+# Characters lxml refuses in a text it is given; vertical tab and form feed are whitespace to the walk.
+_XML_REFUSED = dict.fromkeys((*range(0, 9), *range(14, 32))) | {0x0b: " ", 0x0c: " "}
+
+
+def _settable(text: str) -> str:
+    """A text lxml accepts: it keeps control characters the HTML parser let through, but refuses them
+    in a text it is given (ValueError). They are dropped; vertical tab and form feed become spaces."""
+    return text if text.isprintable() else text.translate(_XML_REFUSED)
+
+
 def _drop(el: lxml.etree._Element) -> None:
     """Remove an element but keep its tail text, which belongs to the parent."""
     parent = el.getparent()
@@ -516,9 +530,9 @@ def _drop(el: lxml.etree._Element) -> None:
     if tail:
         prev = el.getprevious()
         if prev is not None:
-            prev.tail = (prev.tail or "") + tail
+            prev.tail = _settable((prev.tail or "") + tail)
         else:
-            parent.text = (parent.text or "") + tail
+            parent.text = _settable((parent.text or "") + tail)
     parent.remove(el)
 
 
