@@ -585,3 +585,18 @@ def test_empty_period_and_usage_errors(db_url: str, engine: Engine, tmp_path: Pa
     assert r.returncode == 0, r.stderr
     r = run_tracker(db_url, "export", "verify", str(tmp_path / "nothing.json"))
     assert r.returncode == 1 and "no manifest" in r.stderr
+
+
+def test_a_file_output_without_a_suffix_gets_its_format_s(db_url: str, engine: Engine, tmp_path: Path) -> None:
+    h = build_history(engine)
+    period = ["--from", h.period[0].isoformat(), "--to", h.period[1].isoformat()]
+    for args, data, manifest in ((["--format", "xlsx"], "book.xlsx", "book.manifest.json"),
+                                 (["--format", "csv", "--zip"], "bundle.zip", "bundle.manifest.json")):
+        stem = data.split(".")[0]
+        r = run_tracker(db_url, "export", *period, *args, "--output", str(tmp_path / stem))
+        assert r.returncode == 0, r.stderr
+        assert not (tmp_path / stem).exists() and (tmp_path / data).is_file()
+        assert f"  {data}  sha256 " in r.stdout
+        assert json.loads((tmp_path / manifest).read_text())["row_counts"]["changes"] > 0
+        v = run_tracker(db_url, "export", "verify", str(tmp_path / manifest))
+        assert v.returncode == 0, v.stdout + v.stderr

@@ -341,6 +341,10 @@ def audit_rows(session: Session, scope: _Scope) -> Iterator[tuple[Any, ...]]:
 def output_paths(output: Path, query: ExportQuery) -> tuple[Path, Path, bool]:
     """(data path, manifest path, data path is a directory) for an --output path."""
     if query.format == "xlsx" or query.zip:
+        if not output.suffix:
+            # `--output q3-audit` means q3-audit.xlsx (or .zip): a file named without its type would
+            # not open in a spreadsheet program or an archive tool by a double click.
+            output = output.with_name(output.name + (".zip" if query.zip else ".xlsx"))
         return output, output.with_name(output.stem + ".manifest.json"), False
     return output, output / "manifest.json", True
 
