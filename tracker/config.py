@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,4 +77,6 @@ class Settings(BaseSettings):
 
 def get_settings(**overrides: object) -> Settings:
     """Build settings now (never at import time), from the environment and the settings file."""
-    return Settings(_env_file=_env_file(), **overrides)  # type: ignore[call-arg]
+    # _env_file is pydantic-settings' own init keyword, which the class signature does not declare.
+    factory: Any = Settings
+    return cast(Settings, factory(_env_file=_env_file(), **overrides))

@@ -92,11 +92,10 @@ def store_blob(*, session: Session, data: bytes) -> str:
     if dialect in ("sqlite", "postgresql"):
         # One INSERT that keeps the existing row, instead of a lookup (and the autoflush before it)
         # and then an INSERT: every new version stores a blob, and it is almost always new.
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        session.execute(insert(Blob).values(sha256=digest, size=len(data), data=zlib.compress(data, 1))
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = sqlite.insert(Blob) if dialect == "sqlite" else postgresql.insert(Blob)
+        session.execute(insert.values(sha256=digest, size=len(data), data=zlib.compress(data, 1))
                         .on_conflict_do_nothing(index_elements=["sha256"]))
     elif session.get(Blob, digest) is None:
         session.add(Blob(sha256=digest, size=len(data), data=zlib.compress(data, 1)))

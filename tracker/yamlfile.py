@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -18,7 +18,7 @@ class RegistryError(Exception):
         super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
 
 
-class _LineLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
+class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that records each mapping's line as the key '__line__', and duplicate keys."""
 
     duplicates: list[str]
@@ -33,7 +33,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
             # YAML would silently keep the last value: say so instead.
             loader.duplicates.append(f"line {line}: duplicate key `{key}` (first on line {seen[key]})")
         seen.setdefault(key, line)
-    mapping: dict[str, Any] = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    mapping = cast(dict[str, Any], yaml.SafeLoader.construct_mapping(loader, node, deep=True))
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
 
