@@ -5,6 +5,10 @@ SOPs not yet delivered to them (overdue and open first), then changes in their s
 touched no SOP, then the health of those sources. A Digest row per run and recipient remembers
 what a successful send carried; a failed send is recorded but not counted, so the next run
 offers it again. `since` builds an explicit re-send of everything from that time.
+
+A sending run holds the database lease "digest.send" from before it reads what was delivered until
+its last delivery is recorded, so two runs (the service's and a hand run, on any machine) never
+build the same contents and both send them. Previews take no lease: they send and record nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from tracker.digest_render import (
 )
 from tracker.mailer import Mailer, MailError, build_message
 from tracker.models import Change, CheckState, Digest, Impact, Sop, Source, Team
+from tracker.models.lease import HeldLease, LeaseHeld, LeaseLost, acquire_lease, describe_holder
 from tracker.workflow import FINAL, is_overdue
 
 SENT, FAILED = "sent", "failed"
@@ -45,6 +50,28 @@ SENT, FAILED = "sent", "failed"
 
 class DigestError(ValueError):
     """The digest cannot run as asked (bad recipient, time zone…); the message says what to fix."""
+
+
+DIGEST_LEASE = "digest.send"
+
+
+class DigestBusy(LeaseHeld):
+    """Another run holds the send lease: this one sent and recorded nothing."""
+
+    def __init__(self, held: LeaseHeld) -> None:
+        super().__init__(held.lease, f"another digest run is sending ({describe_holder(held.lease)}); "
+                                     "nothing was sent: try again when it is done")
+
+
+def lease_ttl(settings: Settings) -> timedelta:
+    """How long the send lease lives without renewal: ten minutes, or 20 SMTP timeouts if longer.
+
+    The lease is renewed before every message, so it only has to outlive building the digests
+    plus one recipient's render and send (connect, TLS, login and a handful of commands, each
+    bounded by TRACKER_SMTP_TIMEOUT), with room for clock skew between machines. It is what a
+    crashed run costs: the next run can send once this much time has passed since its last renewal.
+    """
+    return timedelta(seconds=max(600.0, 20 * settings.smtp_timeout))
 
 
 @dataclass
@@ -74,6 +101,7 @@ class DigestRun:
     previews: list[Path] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     previewed: list[str] = field(default_factory=list)
+    lease_lost: str | None = None  # why the run stopped early: its send lease was taken over
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -85,6 +113,8 @@ class DigestRun:
             shown = "; ".join(f"{r}: {self.errors.get(r, '?')}" for r in self.failed[:3])
             more = f"; and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
             line += f" (failed: {shown}{more})"
+        if self.lease_lost:
+            line += f"; stopped early: {self.lease_lost}, the rest is left for the next run"
         return line
 
 
@@ -276,9 +306,30 @@ def record_delivery(*, session: Session, run_id: str, content: DigestContent, su
 
 def run_digest(*, engine: Engine, settings: Settings, send: bool, preview_dir: Path | None = None,
                since: datetime | None = None, to: list[str] | None = None, now: datetime | None = None) -> DigestRun:
-    """Build every recipient's digest, write previews and/or send them; one recipient's failure spares the rest."""
+    """Build every recipient's digest, write previews and/or send them; one recipient's failure spares the rest.
+
+    Sending takes the send lease first (raising DigestBusy, before anything is read or sent, when
+    another run holds it) and gives it back however the run ends.
+    """
+    if not send:
+        return _run(engine=engine, settings=settings, send=False, preview_dir=preview_dir, since=since, to=to,
+                    now=now, lease=None)
+    try:
+        lease = acquire_lease(engine, DIGEST_LEASE, ttl=lease_ttl(settings))
+    except LeaseHeld as held:
+        raise DigestBusy(held) from None
+    try:
+        return _run(engine=engine, settings=settings, send=True, preview_dir=preview_dir, since=since, to=to,
+                    now=now, lease=lease)
+    finally:
+        lease.release()
+
+
+def _run(*, engine: Engine, settings: Settings, send: bool, preview_dir: Path | None, since: datetime | None,
+         to: list[str] | None, now: datetime | None, lease: HeldLease | None) -> DigestRun:
     now = now or utcnow()
     run = DigestRun(run_id=uuid.uuid4().hex)
+    # Built under the lease: what a previous holder delivered is recorded by now, so it is not sent again.
     with session_scope(engine) as session:
         contents = build_digests(session=session, settings=settings, now=now, since=since, to=to)
     with Mailer(settings) as mailer:
@@ -294,6 +345,14 @@ def run_digest(*, engine: Engine, settings: Settings, send: bool, preview_dir: P
                 run.previewed.append(content.recipient)
             if not send:
                 continue
+            if lease is not None:
+                # Before every message: keeps a long run's lease alive, and stops this run if it stalled
+                # past the expiry and another run took over (that one builds from what is recorded).
+                try:
+                    lease.renew()
+                except LeaseLost as exc:
+                    run.lease_lost = str(exc)
+                    break
             error: str | None = None
             try:
                 mailer.send(msg, recipient=content.recipient)

@@ -42,7 +42,7 @@ from tracker.config import Settings
 from tracker.db import make_engine, session_scope, utcnow
 from tracker.ingest import Fetch, record_check
 from tracker.locks import LockHeld, SchedulerLock, scheduler_lock
-from tracker.models import CheckState, JobRun, SchedulerState, Source
+from tracker.models import CheckState, JobRun, LeaseHeld, SchedulerState, Source
 
 log = logging.getLogger("tracker.service")
 
@@ -431,13 +431,17 @@ class Service:
         try:
             assert self.digest_runner is not None
             summary = self.digest_runner(engine=self.db, settings=self.settings, now=started)
-            result, detail = "ok", {"summary": summary}
+            result, detail, level = "ok", {"summary": summary}, logging.INFO
         except ImportError as exc:
-            result, detail = "skipped", {"error": f"the digest is not available: {exc}"}
+            result, detail, level = "skipped", {"error": f"the digest is not available: {exc}"}, logging.ERROR
+        except LeaseHeld as exc:
+            # Someone's `tracker digest --send` is sending right now: it delivers what this run
+            # would have, and whatever it leaves goes out with tomorrow's digest. Not an error.
+            result, detail, level = "skipped", {"reason": str(exc)}, logging.WARNING
         except Exception as exc:
-            result, detail = "error", {"error": repr(exc)}
+            result, detail, level = "error", {"error": repr(exc)}, logging.ERROR
         self._job_run_finish(run, result, detail)
-        event("digest.finished", logging.INFO if result == "ok" else logging.ERROR, result=result, **detail)
+        event("digest.finished", level, result=result, **detail)
 
     def _work(self) -> None:
         while not self._stopping.is_set():

@@ -2,10 +2,11 @@
 
 from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
 from tracker.models.digest import Digest
+from tracker.models.lease import Lease, LeaseHeld, LeaseLost
 from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
 from tracker.models.users import User, WebSecret
 
 __all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote",
-           "JobRun", "SchedulerState", "Snapshot", "Sop",
+           "JobRun", "Lease", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
            "Source", "Team", "User", "Version", "WebSecret"]
