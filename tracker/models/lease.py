@@ -53,7 +53,7 @@ def describe_holder(lease: Lease) -> str:
             f"lease until {lease.expires_at:%H:%M:%S} UTC")
 
 
-_TABLE: sa.Table = Lease.__table__  # type: ignore[attr-defined,assignment]
+_TABLE: sa.Table = Lease.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
