@@ -1,6 +1,6 @@
 """The audit trail's hash chain: what `verify` catches when someone tampers with the database
 directly (raw SQL, past the PostgreSQL trigger as a superuser could), what it cannot catch without
-a recorded head, the trigger itself, and the `tracker audit` commands."""
+a recorded head, the append-only triggers themselves, and the `tracker audit` commands."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sqlmodel import Session
 from tests.conftest import run_tracker
 from tracker.audit import (
     GENESIS,
+    SQLITE_APPEND_ONLY_TRIGGERS,
     AuditValueError,
     append_event,
     canonical,
@@ -56,12 +57,26 @@ def check(engine: Engine, **kwargs: Any) -> Any:
 
 @contextmanager
 def attacker(engine: Engine) -> Iterator[Connection]:
-    """A connection writing to audit_event directly; on PostgreSQL past the append-only trigger
-    (session_replication_role = replica skips triggers: what a superuser can do)."""
+    """A connection writing to audit_event directly, past the append-only triggers.
+
+    On PostgreSQL, session_replication_role = replica skips triggers: what a superuser can do. On
+    SQLite, anyone who can write the database file can drop the triggers, edit, and put them back
+    in the same transaction. The triggers stop accidents and casual edits; the hash chain is what
+    catches this.
+    """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            yield conn
+            return
+        triggers = conn.execute(sa.text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'")).all()
+        assert sorted(name for name, _ in triggers) == sorted(SQLITE_APPEND_ONLY_TRIGGERS)
+        for name, _ in triggers:
+            conn.execute(sa.text(f"DROP TRIGGER {name}"))
         yield conn
+        for _, sql in triggers:
+            conn.execute(sa.text(sql))
 
 
 def json_param(conn: Connection) -> str:
@@ -392,27 +407,55 @@ def test_iter_events_streams_in_batches_and_filters(engine: Engine) -> None:
         assert len(s.identity_map) == 0  # nothing read was attached to the session
 
 
-# --- PostgreSQL: the append-only trigger ----------------------------------------------------------
+# --- the append-only triggers (PostgreSQL since 0002, SQLite since 0008) -------------------------
+
+
+def refused(db_url: str) -> type[Exception]:
+    """What a refused write raises: RAISE EXCEPTION (SQLSTATE P0001) is a ProgrammingError with
+    psycopg, RAISE(ABORT) an IntegrityError (SQLITE_CONSTRAINT_TRIGGER) on SQLite."""
+    return sa.exc.ProgrammingError if is_pg(db_url) else sa.exc.IntegrityError
 
 
 @pytest.mark.parametrize("sql", ["UPDATE audit_event SET actor = 'mallory@example.com' WHERE seq = 2",
                                  "DELETE FROM audit_event WHERE seq = 3", "DELETE FROM audit_event",
                                  "TRUNCATE audit_event"], ids=["update", "delete-one", "delete-all", "truncate"])
-def test_postgres_trigger_refuses_update_delete_truncate(db_url: str, engine: Engine, sql: str) -> None:
-    if not is_pg(db_url):
-        pytest.skip("the append-only trigger is PostgreSQL's")
-    fill(engine, 3)
+def test_trigger_refuses_update_delete_truncate(db_url: str, engine: Engine, sql: str) -> None:
     verb = sql.split()[0]
-    with pytest.raises(sa.exc.DBAPIError, match=f"audit_event is append-only: {verb} refused"):
+    if verb == "TRUNCATE" and not is_pg(db_url):
+        pytest.skip("SQLite has no TRUNCATE (an unqualified DELETE is covered by delete-all)")
+    fill(engine, 3)
+    before = rows(engine)
+    with pytest.raises(refused(db_url), match=f"audit_event is append-only: {verb} refused") as exc:
         with engine.begin() as conn:
             conn.execute(sa.text(sql))
+    if not is_pg(db_url):
+        assert "record a correction as a new event" in str(exc.value)
+    assert rows(engine) == before
     result = check(engine)
     assert result.ok and result.count == 3 and result.warnings == ()
 
 
+def test_orm_update_and_delete_are_refused_and_appending_still_works(db_url: str, engine: Engine) -> None:
+    """The accident the triggers are for: application code that edits or deletes an event."""
+    fill(engine, 3)
+    with Session(engine) as s:
+        ev = s.exec(sa.select(AuditEvent).where(TABLE.c.seq == 2)).scalar_one()  # type: ignore[call-overload]
+        ev.actor = "mallory@example.com"
+        with pytest.raises(refused(db_url), match="audit_event is append-only: UPDATE refused"):
+            s.commit()
+        s.rollback()
+        ev = s.exec(sa.select(AuditEvent).where(TABLE.c.seq == 3)).scalar_one()  # type: ignore[call-overload]
+        s.delete(ev)
+        with pytest.raises(refused(db_url), match="audit_event is append-only: DELETE refused"):
+            s.commit()
+    fill(engine, 1, first=3)  # appends are not affected (they also serialise with a DELETE ... WHERE 0 on SQLite)
+    result = check(engine)
+    assert result.ok and result.count == 4 and rows(engine)[2]["actor"] == "user1@example.com"
+
+
 def test_postgres_disabled_trigger_is_reported(db_url: str, engine: Engine) -> None:
     if not is_pg(db_url):
-        pytest.skip("the append-only trigger is PostgreSQL's")
+        pytest.skip("SQLite cannot disable a trigger, only drop it (test_sqlite_dropped_trigger_is_reported)")
     fill(engine, 3)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
@@ -425,6 +468,69 @@ def test_postgres_disabled_trigger_is_reported(db_url: str, engine: Engine) -> N
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
     assert check(engine).warnings == ()
+
+
+def test_sqlite_dropped_trigger_is_reported(db_url: str, engine: Engine) -> None:
+    """Someone with the database file drops a trigger and edits an event: the chain names the
+    event, and verify warns that the trigger is gone."""
+    if is_pg(db_url):
+        pytest.skip("SQLite's triggers are dropped, PostgreSQL's disabled (test_postgres_disabled_trigger_is_reported)")
+    fill(engine, 3)
+    with engine.begin() as conn:
+        sql = conn.execute(sa.text(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_event_no_update'")).scalar_one()
+        conn.execute(sa.text("DROP TRIGGER audit_event_no_update"))
+        conn.execute(sa.text("UPDATE audit_event SET action = 'impact.dismissed' WHERE seq = 2"))
+    result = check(engine)
+    assert not result.ok and result.bad_seq == 2
+    assert result.warnings == ("the append-only trigger audit_event_no_update is missing: recreate it "
+                               "(as migration 0008 does), then investigate",)
+    out = run_tracker(db_url, "audit", "verify")
+    assert out.returncode == 1 and "warning: the append-only trigger audit_event_no_update is missing" in out.stderr
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+    assert check(engine).warnings == ()
+
+
+def sqlite_triggers(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'")).scalars())
+
+
+def test_the_sqlite_trigger_migration_upgrades_and_downgrades(database_url: str) -> None:
+    """0008 adds the triggers on SQLite, its downgrade removes them, and leaves PostgreSQL's alone."""
+    from alembic import command
+
+    from tracker.db import alembic_config, make_engine, upgrade
+
+    upgrade(database_url)
+    eng = make_engine(database_url)
+    pg = is_pg(database_url)
+    try:
+        fill(eng, 2)
+        if not pg:
+            assert sqlite_triggers(eng) == set(SQLITE_APPEND_ONLY_TRIGGERS)
+        command.downgrade(alembic_config(database_url), "0007")
+        with eng.begin() as conn:
+            if pg:  # PostgreSQL's own trigger (0002) is still there
+                with pytest.raises(sa.exc.ProgrammingError, match="append-only: UPDATE refused"):
+                    with conn.begin_nested():
+                        conn.execute(sa.text("UPDATE audit_event SET actor = 'x' WHERE seq = 1"))
+            else:
+                assert sqlite_triggers(eng) == set()
+                conn.execute(sa.text("UPDATE audit_event SET actor = 'x' WHERE seq = 1"))  # nothing stops it
+        with Session(eng) as s:
+            assert verify(s).ok == pg  # the chain still catches it
+        upgrade(database_url)
+        if not pg:
+            assert sqlite_triggers(eng) == set(SQLITE_APPEND_ONLY_TRIGGERS)
+        with pytest.raises(refused(database_url), match="audit_event is append-only: DELETE refused"):
+            with eng.begin() as conn:
+                conn.execute(sa.text("DELETE FROM audit_event"))
+        assert len(rows(eng)) == 2
+    finally:
+        eng.dispose()
 
 
 # --- the commands ----------------------------------------------------------------------------------

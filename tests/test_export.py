@@ -536,9 +536,15 @@ def test_verify_checks_the_chain_head_against_the_database(sqlite_url: str, tmp_
     assert r.returncode == 1 and "FAILED audit chain" in r.stdout and "no longer in the chain" in r.stdout
     assert run_tracker(other, "export", "verify", "--files-only", str(manifest)).returncode == 0
 
-    # A rewritten event breaks the chain: verify fails, and a new export is refused.
+    # A rewritten event breaks the chain: verify fails, and a new export is refused. The edit goes
+    # past the append-only trigger the way anyone with the database file can (drop it, edit, put it
+    # back): the trigger stops accidents and casual edits, the hash chain catches the rest.
     with eng.begin() as conn:
+        trigger = conn.execute(sa.text(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_event_no_update'")).scalar_one()
+        conn.execute(sa.text("DROP TRIGGER audit_event_no_update"))
         conn.execute(sa.text("UPDATE audit_event SET actor = 'mallory@example.com' WHERE seq = 3"))
+        conn.execute(sa.text(trigger))
     r = run_tracker(sqlite_url, "export", "verify", str(manifest))
     assert r.returncode == 1 and "does not verify" in r.stdout and "#3" in r.stdout
     args = ["export", "--from", h.period[0].isoformat(), "--to", h.period[1].isoformat(), "--format", "csv"]

@@ -11,10 +11,11 @@ READ COMMITTED (the default): under REPEATABLE READ the head could be read from 
 and the append would fail on the unique `seq`.
 
 There is no update or delete path here by design; on PostgreSQL a trigger refuses UPDATE, DELETE
-and TRUNCATE on the table (a table owner or superuser can still disable it, which is why the chain
-exists). What the chain alone cannot show is a cut at the end: deleting the newest events leaves
-a shorter, valid chain. Record the head (`tracker audit verify` prints it; exports and digests
-carry it) and check it later with `verify(..., expect_head=...)`.
+and TRUNCATE on the table, on SQLite two triggers refuse UPDATE and DELETE (migration 0008). A
+table owner or superuser can still disable them, and anyone who can write the SQLite file can drop
+them, which is why the chain exists. What the chain alone cannot show is a cut at the end:
+deleting the newest events leaves a shorter, valid chain. Record the head (`tracker audit verify`
+prints it; exports and digests carry it) and check it later with `verify(..., expect_head=...)`.
 """
 
 from __future__ import annotations
@@ -292,9 +293,21 @@ def verify(session: Session, *, expect_head: str | None = None) -> Verification:
     return result
 
 
+# Triggers that make the table append-only on SQLite (installed by migration 0008).
+SQLITE_APPEND_ONLY_TRIGGERS = ("audit_event_no_update", "audit_event_no_delete")
+
+
 def _warnings(session: Session) -> tuple[str, ...]:
-    """What weakens the evidence without breaking the chain: a disabled append-only trigger."""
-    if session.get_bind().dialect.name != "postgresql":
+    """What weakens the evidence without breaking the chain: a disabled or missing append-only trigger."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        # SQLite cannot disable a trigger, only drop it; a dropped one is what an edit of the file leaves.
+        present = set(session.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'")).scalars())
+        # `tracker db upgrade` does not help when the database is already at 0008 (its version stays).
+        return tuple(f"the append-only trigger {name} is missing: recreate it (as migration 0008 does), "
+                     "then investigate" for name in SQLITE_APPEND_ONLY_TRIGGERS if name not in present)
+    if dialect != "postgresql":
         return ()
     rows = session.execute(sa.text(
         "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'audit_event'::regclass AND NOT tgisinternal"
