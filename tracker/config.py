@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     digest_send_empty: bool = False
     digest_lookback_days: int = Field(7, ge=1, description="how far back a first digest reaches for changes")
     digest_at: str = "07:00"
+    digest_retry_seconds: float = Field(120.0, gt=0, description="seconds before the service retries a digest "
+                                        "skipped because another run was sending")
     timezone: str = "UTC"
 
     # Service.

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import undefined
 from sqlmodel import Session
@@ -34,6 +35,8 @@ log = logging.getLogger("tracker.scheduler")
 
 SOURCE_JOB = "source:"
 DIGEST_JOB = "digest"
+# A one-off re-run of a digest that found another run sending; the service adds it, reconcile keeps it.
+DIGEST_RETRY_JOB = "digest-retry"
 # Interval schedules count from a fixed anchor, so a source's run times do not drift with restarts.
 ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -48,7 +51,7 @@ class JobHandler(Protocol):
 
     def on_source_due(self, source_id: str) -> None: ...
 
-    def on_digest_due(self) -> None: ...
+    def on_digest_due(self, attempt: int = 0) -> None: ...
 
 
 _handler: JobHandler | None = None
@@ -74,6 +77,26 @@ def digest_due() -> None:
         log.warning("digest job fired with no service running")
         return
     _handler.on_digest_due()
+
+
+def digest_retry_due(attempt: int) -> None:
+    """Job function: a retry of a digest that was skipped because another run held the send lease."""
+    if _handler is None:
+        log.warning("digest retry fired with no service running attempt=%s", attempt)
+        return
+    _handler.on_digest_due(attempt=attempt)
+
+
+def next_digest_after(settings: Settings, now: datetime) -> datetime | None:
+    """The first daily digest strictly after `now` (a retry must not run into it)."""
+    nxt = digest_trigger(settings).get_next_fire_time(None, now + timedelta(seconds=1))
+    return nxt.astimezone(UTC) if nxt else None
+
+
+def schedule_digest_retry(scheduler: BaseScheduler, *, at: datetime, attempt: int) -> None:
+    """Store the one pending digest retry (replacing any earlier one): a date job, gone once it ran."""
+    scheduler.add_job(digest_retry_due, trigger=DateTrigger(run_date=at), id=DIGEST_RETRY_JOB,
+                      name=f"digest retry {attempt}", args=[attempt], replace_existing=True)
 
 
 class ShiftedTrigger(BaseTrigger):  # type: ignore[misc]
@@ -228,6 +251,7 @@ def reconcile(scheduler: BaseScheduler, specs: list[JobSpec]) -> ReconcileReport
             scheduler.modify_job(spec.id, name=spec.name)
             scheduler.reschedule_job(spec.id, trigger=spec.trigger)
             report.rescheduled.append(spec.id)
+    existing.pop(DIGEST_RETRY_JOB, None)  # the service's own pending retry: not derived from the sources
     for job_id in existing:
         # Jobs of disabled or deleted sources (or of an older layout) go; their history stays in the DB.
         scheduler.remove_job(job_id)
@@ -241,7 +265,7 @@ def job_store_kwargs() -> dict[str, Any]:
 
 
 def next_runs(*, session: Session) -> dict[str, datetime]:
-    """The next scheduled run of every stored job, by job id ('source:ID', 'digest')."""
+    """The next scheduled run of every stored job, by job id ('source:ID', 'digest', 'digest-retry')."""
     rows = session.connection().execute(sa.select(APSCHEDULER_JOBS.c.id, APSCHEDULER_JOBS.c.next_run_time))
     return {job_id: datetime.fromtimestamp(ts, UTC) for job_id, ts in rows if ts is not None}
 
@@ -253,10 +277,11 @@ def next_source_runs(*, session: Session) -> dict[str, datetime]:
 
 def collect_status(*, session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
     """Everything `tracker status` shows: the scheduler's heartbeat, each source's health and next
-    run, the digest's next and last run, and open and overdue impacts."""
+    run, the digest's next and last run, a pending retry and who holds the send lease, and open and
+    overdue impacts."""
     from sqlmodel import col, func, select
 
-    from tracker.models import CheckState, Impact, JobRun, SchedulerState
+    from tracker.models import CheckState, Impact, JobRun, Lease, SchedulerState
     from tracker.service import heartbeat_alive
 
     state = session.get(SchedulerState, 1)
@@ -300,11 +325,25 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
             # The stored job's next run; before any `tracker run`, when the settings would schedule it.
             "next_run": runs.get(DIGEST_JOB) or _next_digest(settings, now),
             "last_run": _run_json(last_digest),
+            "retry_at": runs.get(DIGEST_RETRY_JOB),
+            "lease": _lease_json(session.get(Lease, DIGEST_LEASE_NAME), now),
         },
         "last_crawl": _run_json(last_crawl),
         "impacts": {"open": open_count, "overdue": overdue},
         "sources": sources,
     }
+
+
+# tracker.digest's DIGEST_LEASE, spelled out: status must work where the digest's mail code is not importable.
+DIGEST_LEASE_NAME = "digest.send"
+
+
+def _lease_json(lease: Any, now: datetime) -> dict[str, Any] | None:
+    """Who is sending a digest right now; None when nobody holds a live lease (an expired row is free)."""
+    if lease is None or lease.expires_at < now:
+        return None
+    return {"name": lease.name, "host": lease.host, "pid": lease.pid, "since": lease.acquired_at,
+            "until": lease.expires_at}
 
 
 def _run_json(run: Any) -> dict[str, Any] | None:

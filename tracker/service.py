@@ -424,24 +424,53 @@ class Service:
             self._pending.add(source_id)
         self._queue.put(source_id)
 
-    def on_digest_due(self) -> None:
-        """The daily digest is due: run it here (no reactor involved) and record the run."""
+    def on_digest_due(self, attempt: int = 0) -> None:
+        """The daily digest (attempt 0) or a retry of it is due: run it here (no reactor involved) and
+        record the run; when another run holds the send lease, schedule a retry."""
         started = self.clock()
-        run = self._job_run_start("digest", [])
+        run = self._job_run_start("digest", [], at=started)
+        retry: dict[str, Any] = {}
         try:
             assert self.digest_runner is not None
             summary = self.digest_runner(engine=self.db, settings=self.settings, now=started)
-            result, detail, level = "ok", {"summary": summary}, logging.INFO
+            result, level = "ok", logging.INFO
+            detail: dict[str, Any] = {"summary": summary}
         except ImportError as exc:
             result, detail, level = "skipped", {"error": f"the digest is not available: {exc}"}, logging.ERROR
         except LeaseHeld as exc:
-            # Someone's `tracker digest --send` is sending right now: it delivers what this run
-            # would have, and whatever it leaves goes out with tomorrow's digest. Not an error.
+            # Someone's `tracker digest --send` is sending right now. It sends only what the
+            # recipients it was asked for have not had; everyone else would wait a whole day, so
+            # try again shortly (only this outcome: an error is not cured by waiting a few minutes).
             result, detail, level = "skipped", {"reason": str(exc)}, logging.WARNING
+            retry = self._schedule_digest_retry(started, attempt + 1)
         except Exception as exc:
             result, detail, level = "error", {"error": repr(exc)}, logging.ERROR
+        if attempt:
+            detail["attempt"] = attempt
+        detail.update(retry)
         self._job_run_finish(run, result, detail)
-        event("digest.finished", level, result=result, **detail)
+        event("digest.finished", level, result=result, job_run=run, **detail)
+
+    def _schedule_digest_retry(self, now: datetime, attempt: int) -> dict[str, Any]:
+        """Store a retry TRACKER_DIGEST_RETRY_SECONDS from now, unless it would fall at or after the next
+        daily digest (which sends the same backlog); returns what to record on the skipped run."""
+        at = now + timedelta(seconds=self.settings.digest_retry_seconds)
+        next_daily = sched.next_digest_after(self.settings, now)
+        if self.scheduler is None or not self.started or self._stopping.is_set():
+            event("digest.retry_not_scheduled", logging.ERROR, attempt=attempt, reason="the service is not running")
+            return {"retry": "none: the service is not running"}
+        if next_daily is not None and at >= next_daily:
+            event("digest.retry_not_scheduled", logging.ERROR, attempt=attempt, next_daily=next_daily,
+                  reason="the retry would fall after the next daily digest, which sends what this one would have")
+            return {"retry": f"none: the next daily digest at {next_daily.isoformat()} sends it"}
+        try:
+            sched.schedule_digest_retry(self.scheduler, at=at, attempt=attempt)
+        except Exception as exc:  # e.g. the job store detached by a stop under way
+            event("digest.retry_not_scheduled", logging.ERROR, attempt=attempt, reason=repr(exc))
+            return {"retry": f"none: {exc!r}"}
+        event("digest.retry_scheduled", logging.WARNING, attempt=attempt, retry_at=at,
+              in_seconds=self.settings.digest_retry_seconds)
+        return {"retry_at": at.isoformat(), "retry_attempt": attempt}
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -519,9 +548,9 @@ class Service:
                     record_check(session=s, source=source, fetch=Fetch(source_id=sid, url=source.url, error=error,
                                                                         fetched_at=self.clock()))
 
-    def _job_run_start(self, kind: str, sources: list[str]) -> int:
+    def _job_run_start(self, kind: str, sources: list[str], at: datetime | None = None) -> int:
         with session_scope(self.db) as s:
-            run = JobRun(kind=kind, sources=sources, started_at=self.clock())
+            run = JobRun(kind=kind, sources=sources, started_at=at or self.clock())
             s.add(run)
             s.flush()
             assert run.id is not None

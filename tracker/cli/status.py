@@ -24,7 +24,8 @@ def _ago(dt: datetime | None, now: datetime) -> str:
 
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
-    """Scheduler heartbeat, each source's last check, result, error (since when) and next run; open/overdue impacts."""
+    """Scheduler heartbeat, each source's last check, result, error (since when) and next run; the digest
+    (next, last, a pending retry, who is sending now); open/overdue impacts."""
     from tracker.db import utcnow
     from tracker.scheduler import collect_status
 
@@ -54,7 +55,12 @@ def _print(data: dict[str, Any], now: datetime) -> None:
     dg = data["digest"]
     last = dg["last_run"]
     typer.echo(f"digest:    daily at {dg['at']} {dg['timezone']}; next {iso(dg['next_run'])}; "
-               f"last {iso(last['started_at']) + ' ' + str(last['result']) if last else 'never'}")
+               f"last {iso(last['started_at']) + ' ' + str(last['result']) if last else 'never'}"
+               + (f"; retry {iso(dg['retry_at'])}" if dg.get("retry_at") else ""))
+    if lease := dg.get("lease"):
+        # Someone is sending right now (the service, or a `tracker digest --send`): who, to find them.
+        typer.echo(f"           sending now: lease held by {lease['host']}, pid {lease['pid']}, "
+                   f"since {iso(lease['since'])}, until {iso(lease['until'])}")
     imp = data["impacts"]
     typer.echo(f"impacts:   {imp['open']} open, {imp['overdue']} overdue")
     sources = data["sources"]
