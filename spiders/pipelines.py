@@ -18,11 +18,11 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, NEW, ChangeHook, CheckOutcome, Fetch, baseline_refs, record_check
-from tracker.models import CheckState, Source, Version
+from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, record_check
+from tracker.models import CheckState, Source
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ class RecordPipeline:
         self.on_change = on_change
         self.batch_size = max(1, batch_size)
         self.interval = interval
-        self.with_baseline: set[str] = set()
         self.pending: list[Fetch] = []
         self.pending_since = 0.0
         self.use_timer = use_timer
@@ -54,10 +53,6 @@ class RecordPipeline:
                    interval=crawler.settings.getfloat("TRACKER_RECORD_INTERVAL", DEFAULT_INTERVAL))
 
     def open_spider(self, spider: Any = None) -> None:
-        # Sources that have a version, read once: versions are never deleted, so this spares the
-        # per-304 lookup (a source missing here is still looked up, in case it gained one since).
-        with Session(self.engine) as session:
-            self.with_baseline = set(session.exec(select(Version.source_id).distinct()))
         if self.use_timer and self.interval > 0:
             # A slow crawl (delays, few sources) still records each result within about a second.
             from twisted.internet import task
@@ -93,18 +88,17 @@ class RecordPipeline:
         if not batch:
             return
         report: Callable[[CheckOutcome], None] = getattr(self.crawler.spider, "report", lambda o: None)
-        if len(batch) > 1:
-            try:
-                outcomes = self._record_together(batch)
-            except Exception:
-                # Something in the batch could not be recorded: nothing of it was committed. Record
-                # each source on its own so that only the culprit is marked as an internal error.
-                log.warning("recording a batch of %d sources failed; recording them one by one", len(batch),
-                            exc_info=True)
-            else:
-                for outcome in outcomes:
-                    report(outcome)
-                return
+        try:
+            outcomes = self._record_together(batch)
+        except Exception:
+            # Something in the batch could not be recorded: nothing of it was committed. Record
+            # each source on its own so that only the culprit is marked as an internal error.
+            log.warning("recording a batch of %d sources failed; recording them one by one", len(batch),
+                        exc_info=True)
+        else:
+            for outcome in outcomes:
+                report(outcome)
+            return
         for item in batch:
             report(self._record_alone(item))
 
@@ -125,7 +119,8 @@ class RecordPipeline:
                 if source is None:
                     raise LookupError(f"source {sid} vanished from the database during the crawl")
                 if sid in seen:  # twice in one batch: what was read up front may be stale now
-                    outcomes.append(self._record(session, source, item))
+                    outcomes.append(record_check(session=session, source=source, fetch=item,
+                                                 on_change=self.on_change))
                     continue
                 seen.add(sid)
                 state = states.get(sid)
@@ -133,9 +128,7 @@ class RecordPipeline:
                     state = CheckState(source_id=sid)
                     session.add(state)
                 outcomes.append(record_check(session=session, source=source, fetch=item, on_change=self.on_change,
-                                             has_baseline=sid in self.with_baseline or sid in refs,
                                              state=state, baseline_ref=refs.get(sid)))
-        self._remember(outcomes)
         return outcomes
 
     def _record_alone(self, item: Fetch) -> CheckOutcome:
@@ -144,9 +137,7 @@ class RecordPipeline:
                 source = session.get(Source, item.source_id)
                 if source is None:
                     raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
-                outcome = self._record(session, source, item)
-            self._remember([outcome])
-            return outcome
+                return record_check(session=session, source=source, fetch=item, on_change=self.on_change)
         except Exception as exc:  # never lose the rest of the crawl to one bad page
             log.exception("recording %s failed", item.source_id)
             outcome = CheckOutcome(item.source_id, FAILED, error=f"internal error while recording: {exc!r}")
@@ -155,14 +146,6 @@ class RecordPipeline:
             except Exception:
                 log.exception("could not record the error for %s", item.source_id)
             return outcome
-
-    def _record(self, session: Session, source: Source, item: Fetch) -> CheckOutcome:
-        return record_check(session=session, source=source, fetch=item, on_change=self.on_change,
-                            has_baseline=item.source_id in self.with_baseline)
-
-    def _remember(self, outcomes: Sequence[CheckOutcome]) -> None:
-        # Committed: a source's first version is now its baseline for the 304s that follow.
-        self.with_baseline.update(o.source_id for o in outcomes if o.result == NEW)
 
     def _record_internal_error(self, item: Fetch, error: str) -> None:
         with session_scope(self.engine) as session:

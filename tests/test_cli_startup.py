@@ -12,6 +12,7 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,26 +98,25 @@ def test_crawl_loads_its_crawler_and_database_but_not_the_other_commands_librari
     assert loaded(modules, NOT_FOR_CRAWL) == []
 
 
-def test_the_workflow_statuses_in_the_impacts_help_are_the_workflows() -> None:
-    from tracker.cli.impacts import STATUSES as shown
-    from tracker.workflow import STATUSES
-
-    assert shown == STATUSES
-
-
 # -- the schema check without Alembic --------------------------------------------------------------
 
 def test_the_schema_check_agrees_with_alembic_on_each_backend(database_url: str) -> None:
-    from tracker.cli.app import known_heads, stored_revisions
+    from alembic.runtime.migration import MigrationContext
 
-    assert known_heads(database_url) == head_revisions(database_url)
+    from tracker.db import alembic_heads
+
+    def alembics(eng: Any) -> set[str]:
+        with eng.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads())
+
+    assert head_revisions(database_url) == alembic_heads(database_url)
     eng = make_engine(database_url)
     try:
-        assert stored_revisions(eng) == current_revisions(eng) == set()
+        assert current_revisions(eng) == alembics(eng) == set()
         upgrade(database_url, "0004")
-        assert stored_revisions(eng) == current_revisions(eng) == {"0004"}
+        assert current_revisions(eng) == alembics(eng) == {"0004"}
         upgrade(database_url)
-        assert stored_revisions(eng) == current_revisions(eng) == known_heads(database_url)
+        assert current_revisions(eng) == alembics(eng) == head_revisions(database_url)
     finally:
         eng.dispose()
 
@@ -128,7 +128,7 @@ def migration(folder: Path, name: str, body: str) -> None:
 
 
 def test_plain_heads_follows_branches_and_merges(tmp_path: Path) -> None:
-    from tracker.cli.app import plain_heads
+    from tracker.db import plain_heads
 
     (tmp_path / "__init__.py").write_text("revision = 'not-a-migration'\n")
     (tmp_path / "__pycache__").mkdir()
@@ -148,7 +148,7 @@ def test_plain_heads_follows_branches_and_merges(tmp_path: Path) -> None:
     "revision = 'x'\ndown_revision = 7",
 ], ids=["depends_on", "branch_labels", "computed revision", "no revision", "odd down_revision"])
 def test_plain_heads_leaves_migrations_it_does_not_understand_to_alembic(tmp_path: Path, body: str) -> None:
-    from tracker.cli.app import plain_heads
+    from tracker.db import plain_heads
 
     migration(tmp_path, "a.py", "revision = 'a'\ndown_revision = None")
     migration(tmp_path, "x.py", body)

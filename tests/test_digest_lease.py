@@ -30,8 +30,9 @@ from tests.test_digest_helpers import SmtpSink, running_smtp, smtp_sink_fixture 
 from tests.test_digest_send import ALICE, BOB, BOSS, CAROL, DAVE, build_world, env
 from tracker.config import Settings
 from tracker.db import alembic_config, make_engine, session_scope, upgrade, utcnow
-from tracker.digest import DIGEST_LEASE, DigestBusy, lease_ttl, run_digest
+from tracker.digest import DigestBusy, lease_ttl, run_digest
 from tracker.models import Digest, JobRun, Lease
+from tracker.models.lease import DIGEST_LEASE
 from tracker.service import Service
 
 EVERYONE = sorted([ALICE, BOB, CAROL, DAVE, BOSS])

@@ -42,17 +42,15 @@ from tracker.digest_render import (
 )
 from tracker.mailer import Mailer, MailError, build_message
 from tracker.models import Change, CheckState, Digest, Impact, Sop, Source, Team
-from tracker.models.lease import HeldLease, LeaseHeld, LeaseLost, acquire_lease, describe_holder
-from tracker.workflow import FINAL, is_overdue
+from tracker.models.lease import DIGEST_LEASE, HeldLease, LeaseHeld, LeaseLost, acquire_lease, describe_holder
+from tracker.statuses import FINAL
+from tracker.workflow import is_overdue
 
 SENT, FAILED = "sent", "failed"
 
 
 class DigestError(ValueError):
     """The digest cannot run as asked (bad recipient, time zone…); the message says what to fix."""
-
-
-DIGEST_LEASE = "digest.send"
 
 
 class DigestBusy(LeaseHeld):
@@ -312,21 +310,22 @@ def run_digest(*, engine: Engine, settings: Settings, send: bool, preview_dir: P
     another run holds it) and gives it back however the run ends.
     """
     if not send:
-        return _run(engine=engine, settings=settings, send=False, preview_dir=preview_dir, since=since, to=to,
-                    now=now, lease=None)
+        return _run(engine=engine, settings=settings, preview_dir=preview_dir, since=since, to=to, now=now,
+                    lease=None)
     try:
         lease = acquire_lease(engine, DIGEST_LEASE, ttl=lease_ttl(settings))
     except LeaseHeld as held:
         raise DigestBusy(held) from None
     try:
-        return _run(engine=engine, settings=settings, send=True, preview_dir=preview_dir, since=since, to=to,
-                    now=now, lease=lease)
+        return _run(engine=engine, settings=settings, preview_dir=preview_dir, since=since, to=to, now=now,
+                    lease=lease)
     finally:
         lease.release()
 
 
-def _run(*, engine: Engine, settings: Settings, send: bool, preview_dir: Path | None, since: datetime | None,
+def _run(*, engine: Engine, settings: Settings, preview_dir: Path | None, since: datetime | None,
          to: list[str] | None, now: datetime | None, lease: HeldLease | None) -> DigestRun:
+    """run_digest's work; a run sends exactly when it holds the send lease."""
     now = now or utcnow()
     run = DigestRun(run_id=uuid.uuid4().hex)
     # Built under the lease: what a previous holder delivered is recorded by now, so it is not sent again.
@@ -343,16 +342,15 @@ def _run(*, engine: Engine, settings: Settings, send: bool, preview_dir: Path | 
                 run.previews += write_preview(folder=preview_dir, recipient=content.recipient, rendered=rendered,
                                               eml=msg.as_bytes())
                 run.previewed.append(content.recipient)
-            if not send:
+            if lease is None:  # a preview: nothing is sent
                 continue
-            if lease is not None:
-                # Before every message: keeps a long run's lease alive, and stops this run if it stalled
-                # past the expiry and another run took over (that one builds from what is recorded).
-                try:
-                    lease.renew()
-                except LeaseLost as exc:
-                    run.lease_lost = str(exc)
-                    break
+            # Before every message: keeps a long run's lease alive, and stops this run if it stalled
+            # past the expiry and another run took over (that one builds from what is recorded).
+            try:
+                lease.renew()
+            except LeaseLost as exc:
+                run.lease_lost = str(exc)
+                break
             error: str | None = None
             try:
                 mailer.send(msg, recipient=content.recipient)

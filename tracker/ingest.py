@@ -195,15 +195,14 @@ def _succeed(state: CheckState, fetch: Fetch, result: str) -> None:
 LOOK_UP: Any = object()
 
 
-def record_check(*, session: Session, source: Source, fetch: Fetch,
-                 on_change: ChangeHook | None = None, has_baseline: bool = False,
+def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: ChangeHook | None = None,
                  state: CheckState | None = None, baseline_ref: tuple[int, str] | None = LOOK_UP) -> CheckOutcome:
     """Record one fetch of a source: a new version and change when its text changed, else state only.
 
     A caller recording many sources at once may pass what it read for all of them in one query each,
-    which spares two queries per source: has_baseline (the source has a version; versions are never
-    deleted), state (its check state, already in this session) and baseline_ref (the id and text hash
-    of its newest version, or None when it has none; only valid until this call records a version).
+    which spares two queries per source: state (its check state, already in this session) and
+    baseline_ref (the id and text hash of its newest version, or None when it has none; only valid
+    until this call records a version).
     """
     if state is None:
         state = get_check_state(session=session, source_id=source.id)
@@ -214,8 +213,9 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
     if fetch.error is not None:
         return _fail(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
                      keep_body=bool(fetch.body))
+    ref = _baseline_ref(session=session, source_id=source.id) if baseline_ref is LOOK_UP else baseline_ref
     if fetch.not_modified:
-        if not has_baseline and _baseline_ref(session=session, source_id=source.id) is None:
+        if ref is None:
             # Only a request carrying validators may be answered 304, and those need a baseline.
             return _fail(session=session, source=source, state=state, fetch=fetch, keep_body=False,
                          error=f"HTTP 304 (not modified) from {fetch.final_url or fetch.url} although no "
@@ -234,7 +234,6 @@ def record_check(*, session: Session, source: Source, fetch: Fetch,
         return _fail(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                      keep_body=True)
 
-    ref = _baseline_ref(session=session, source_id=source.id) if baseline_ref is LOOK_UP else baseline_ref
     text_hash = extracted.hash
     if ref is not None and ref[1] == text_hash:
         # Unchanged: the baseline's blocks are never loaded (the common case of an unvalidated fetch).

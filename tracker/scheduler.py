@@ -282,6 +282,7 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
     from sqlmodel import col, func, select
 
     from tracker.models import CheckState, Impact, JobRun, Lease, SchedulerState
+    from tracker.models.lease import DIGEST_LEASE
     from tracker.service import heartbeat_alive
 
     state = session.get(SchedulerState, 1)
@@ -326,16 +327,12 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
             "next_run": runs.get(DIGEST_JOB) or _next_digest(settings, now),
             "last_run": _run_json(last_digest),
             "retry_at": runs.get(DIGEST_RETRY_JOB),
-            "lease": _lease_json(session.get(Lease, DIGEST_LEASE_NAME), now),
+            "lease": _lease_json(session.get(Lease, DIGEST_LEASE), now),
         },
         "last_crawl": _run_json(last_crawl),
         "impacts": {"open": open_count, "overdue": overdue},
         "sources": sources,
     }
-
-
-# tracker.digest's DIGEST_LEASE, spelled out: status must work where the digest's mail code is not importable.
-DIGEST_LEASE_NAME = "digest.send"
 
 
 def _lease_json(lease: Any, now: datetime) -> dict[str, Any] | None:

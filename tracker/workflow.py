@@ -20,17 +20,8 @@ from sqlmodel import Session, col, select
 from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
 from tracker.models import Impact, ImpactNote
+from tracker.statuses import FINAL, STATUSES, TRANSITIONS
 
-STATUSES = ("open", "needs_update", "in_progress", "updated", "dismissed")
-FINAL = frozenset({"updated", "dismissed"})
-# Where each status may go next. Dismissal needs a reason; reopening is only from a final status.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "open": ("needs_update", "dismissed"),
-    "needs_update": ("in_progress", "dismissed"),
-    "in_progress": ("updated", "dismissed"),
-    "updated": ("open",),
-    "dismissed": ("open",),
-}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 

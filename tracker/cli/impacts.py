@@ -8,16 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.statuses import STATUSES
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
     from tracker.models import Change, Impact, Sop
-
-# tracker.workflow.STATUSES, for the options' help text: importing the workflow at startup would load
-# SQLAlchemy and the models for every command. tests/test_cli_startup.py keeps the two equal; the
-# commands validate against the workflow's own tuple.
-STATUSES = ("open", "needs_update", "in_progress", "updated", "dismissed")
 
 impacts_app = typer.Typer(help="Impacts of changes on SOPs, and the workflow to decide them.",
                           no_args_is_help=True)
@@ -40,10 +36,8 @@ def reason_text(reason: dict[str, Any]) -> str:
 
 
 def _check_status(status: str | None, option: str = "--status") -> None:
-    from tracker.workflow import STATUSES as known
-
-    if status is not None and status not in known:
-        fail(f"{option} {status!r} is not a status; statuses are {', '.join(known)}")
+    if status is not None and status not in STATUSES:
+        fail(f"{option} {status!r} is not a status; statuses are {', '.join(STATUSES)}")
 
 
 def _context(s: Session, impacts: list[Impact]) -> tuple[dict[int, Change], dict[str, Sop]]:
@@ -74,7 +68,8 @@ def impacts_list(
     from tracker.db import utcnow
     from tracker.models import Impact, Sop, Source
     from tracker.public import impact_public
-    from tracker.workflow import FINAL, is_overdue
+    from tracker.statuses import FINAL
+    from tracker.workflow import is_overdue
 
     _check_status(status)
     today = utcnow().date()

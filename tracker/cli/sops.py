@@ -69,7 +69,7 @@ def sops_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output"
     from sqlmodel import col, func, select
 
     from tracker.models import Impact, Sop, Team
-    from tracker.workflow import FINAL
+    from tracker.statuses import FINAL
 
     with session() as s:
         sops = list(s.exec(select(Sop).order_by(col(Sop.id))).all())

@@ -21,6 +21,9 @@ from sqlmodel import Field, SQLModel
 
 from tracker.db import UTCDateTime, utcnow
 
+# The lease a sending digest run holds (tracker.digest takes it; `tracker status` shows its holder).
+DIGEST_LEASE = "digest.send"
+
 
 class Lease(SQLModel, table=True):
     """Who holds the lease `name` (a random token, plus host and pid for people), since when, until when."""

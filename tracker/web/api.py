@@ -17,9 +17,10 @@ from tracker.db import session_scope
 from tracker.diffing import Diff, render_text
 from tracker.models import Change, Sop, Source, Team
 from tracker.public import audit_event_public, change_public, impact_public
+from tracker.statuses import STATUSES
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
-from tracker.workflow import STATUSES, WorkflowError, add_note, mark_change, mark_impact
+from tracker.workflow import WorkflowError, add_note, mark_change, mark_impact
 
 router = APIRouter(prefix="/api", tags=["api"])
 

@@ -8,11 +8,11 @@ from sqlmodel import Session, col, select
 
 from tracker.diffing import Diff
 from tracker.models import Change, Sop, Source, Team, Version
+from tracker.statuses import STATUSES
 from tracker.users import ROLES, list_users
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
 from tracker.web.diffview import build_view
-from tracker.workflow import STATUSES
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,7 +13,8 @@ from tracker.db import utcnow
 from tracker.models import AuditEvent, Change, CheckState, Impact, ImpactNote, Sop, Source, Team
 from tracker.public import impact_public
 from tracker.schedules import parse_schedule
-from tracker.workflow import FINAL, STATUSES, allowed_next, is_overdue
+from tracker.statuses import FINAL, STATUSES
+from tracker.workflow import allowed_next, is_overdue
 
 OPEN_STATUSES = tuple(s for s in STATUSES if s not in FINAL)
 
