@@ -19,63 +19,86 @@ def _env_file() -> str | None:
 
 
 class Settings(BaseSettings):
-    """Every setting of the tracker; see README "Settings"."""
+    """Every setting of the tracker: the one list, which docs/settings.md is generated from."""
 
     model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
 
-    database_url: str = "sqlite:///tracker.db"
+    database_url: str = Field("sqlite:///tracker.db", description="SQLite file in the working directory, or "
+                              "`postgresql+psycopg://user:pass@host/db`")
 
     # Crawling and politeness.
     concurrency: int = Field(8, ge=1, description="requests in flight overall")
     concurrency_per_domain: int = Field(2, ge=1, description="requests in flight per host")
-    download_delay: float = Field(1.0, ge=0, description="seconds between requests to one host")
-    download_timeout: float = Field(30.0, gt=0)
-    retry_times: int = Field(2, ge=0)
-    retry_backoff_base: float = Field(1.0, ge=0, description="first retry waits this long, doubling")
-    retry_backoff_max: float = Field(60.0, ge=0)
-    obey_robots: bool = True
-    user_agent: str = "policy-tracker/0.1 (+https://github.com/; compliance monitoring)"
-    max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    crawl_log_level: str = "WARNING"
-    record_batch: int = Field(100, ge=1, description="fetches recorded per transaction during a crawl")
-    record_interval: float = Field(0.5, ge=0, description="seconds a fetch may wait for its batch to fill")
+    download_delay: float = Field(1.0, ge=0, description="seconds between requests to one host (randomised "
+                                  "0.5–1.5×)")
+    download_timeout: float = Field(30.0, gt=0, description="seconds per request")
+    retry_times: int = Field(2, ge=0, description="retries of 429/5xx/timeouts")
+    retry_backoff_base: float = Field(1.0, ge=0, description="first retry waits this long, then doubling (or "
+                                      "`Retry-After`)")
+    retry_backoff_max: float = Field(60.0, ge=0, description="longest wait before a retry")
+    obey_robots: bool = Field(True, description="obey robots.txt (per source: `options.obey_robots`)")
+    user_agent: str = Field("policy-tracker/0.1 (+https://github.com/; compliance monitoring)",
+                            description="the User-Agent sent")
+    max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="larger responses are refused, "
+                                "compressed or after decompression")
+    crawl_log_level: str = Field("WARNING", description="Scrapy's log level")
+    record_batch: int = Field(100, ge=1, description="fetches recorded together in one transaction during a "
+                              "crawl (a crash loses at most one batch of check results; the sources are checked "
+                              "again next time)")
+    record_interval: float = Field(0.5, ge=0, description="seconds a fetch waits at most for its batch to fill "
+                                   "before it is recorded")
 
     # Workflow.
-    default_review_days: int = Field(5, ge=0)
-    default_schedule: str = "6h"
+    default_review_days: int = Field(5, ge=0, description="days to act on an impact when an SOP does not say")
+    default_schedule: str = Field("6h", description="schedule of a source that does not say")
 
     # Digest and mail.
-    base_url: str = "http://127.0.0.1:8000"
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_security: Literal["none", "starttls", "tls"] = "none"
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_timeout: float = 30.0
-    mail_from: str = "policy-tracker@localhost"
-    digest_everything_to: list[str] = Field(default_factory=list)
-    digest_send_empty: bool = False
-    digest_lookback_days: int = Field(7, ge=1, description="how far back a first digest reaches for changes")
-    digest_at: str = "07:00"
-    digest_retry_seconds: float = Field(120.0, gt=0, description="seconds before the service retries a digest "
-                                        "skipped because another run was sending")
-    timezone: str = "UTC"
+    base_url: str = Field("http://127.0.0.1:8000", description="where the web UI is, for links in digests "
+                          "and exports")
+    smtp_host: str = Field("localhost", description="the SMTP server's host")
+    smtp_port: int = Field(25, description="the SMTP server's port")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="`none`, `starttls` (upgrade a plain connection, usually port 587) or `tls` (TLS "
+        "from the start, usually 465); certificates are verified")
+    smtp_username: str | None = Field(None, description="log in to the SMTP server when a username is set")
+    smtp_password: str | None = Field(None, description="the password for `TRACKER_SMTP_USERNAME`")
+    smtp_timeout: float = Field(30.0, description="seconds per SMTP operation")
+    mail_from: str = Field("policy-tracker@localhost", description="the sender address")
+    digest_everything_to: list[str] = Field(default_factory=list, description="JSON list of addresses that get "
+                                            "every impact, change and source, e.g. `[\"compliance@example.com\"]`")
+    digest_send_empty: bool = Field(False, description="send a \"nothing new\" digest too")
+    digest_lookback_days: int = Field(7, ge=1, description="how far back a first digest reaches for changes "
+                                      "that touched no SOP")
+    digest_at: str = Field("07:00", description="local time of the daily digest (in `TRACKER_TIMEZONE`)")
+    digest_retry_seconds: float = Field(120.0, gt=0, description="seconds before the service retries a daily "
+                                        "digest skipped because another run was sending (only that outcome; "
+                                        "never past the next daily digest)")
+    timezone: str = Field("UTC", description="IANA time zone of the digest's times, the daily digest and cron "
+                          "schedules, e.g. `Europe/Berlin`")
 
     # Service.
-    sources_file: str | None = None
-    sops_file: str | None = None
-    crawl_timeout: float = Field(900.0, gt=0, description="seconds before a crawl batch is killed")
-    schedule_spread: float = Field(300.0, ge=0, description="seconds over which one host's sources are spread")
-    service_poll_interval: float = Field(10.0, gt=0, description="seconds between heartbeats and file/DB polls")
-    shutdown_grace: float = Field(30.0, ge=0, description="seconds an in-flight crawl may finish on shutdown")
-    secret_key: str | None = None
+    sources_file: str | None = Field(None, description="sources file the service syncs at start and whenever "
+                                     "it changes")
+    sops_file: str | None = Field(None, description="SOP file the service syncs at start and whenever it "
+                                  "changes")
+    crawl_timeout: float = Field(900.0, gt=0, description="seconds before a crawl batch is killed and its "
+                                 "unchecked sources marked failed")
+    schedule_spread: float = Field(300.0, ge=0, description="seconds over which the sources of one host are "
+                                   "spread")
+    service_poll_interval: float = Field(10.0, gt=0, description="seconds between heartbeats and "
+                                         "file/database polls")
+    shutdown_grace: float = Field(30.0, ge=0, description="seconds an in-flight crawl may finish after "
+                                  "SIGTERM before it is killed")
+    secret_key: str | None = Field(None, description="signs session cookies; unset: generated once and stored "
+                                   "in the database")
 
     # Web UI (tracker serve).
-    web_secure_cookies: bool = Field(False, description="always mark the session cookie Secure (behind HTTPS)")
-    web_session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
-    web_login_max_failures: int = Field(5, ge=1, description="failed logins per IP and email before a pause")
+    web_secure_cookies: bool = Field(False, description="always mark the session cookie `Secure` (set it behind "
+                                     "HTTPS)")
+    web_session_hours: float = Field(12.0, gt=0, description="how long a login lasts")
+    web_login_max_failures: int = Field(5, ge=1, description="failed logins per client address and email "
+                                        "within `TRACKER_WEB_LOGIN_WINDOW_SECONDS` before logins pause (HTTP 429)")
     web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in")
-
 
 def get_settings(**overrides: object) -> Settings:
     """Build settings now (never at import time), from the environment and the settings file."""
