@@ -4,7 +4,7 @@
 Changes are real: every pair of consecutive versions of every corpus document
 (../shared/corpus/pga), rendered as policy_site serves them, extracted and diffed as a crawl
 would, then repeated until there are --changes of them. Watches are built from the same corpus
-(its heading paths and words), seeded: section globs in every form the README documents,
+(its heading paths and words), seeded: section globs in every form docs/sops.md documents,
 keywords, phrases and prefixes, alone or combined, and a few watches on a whole source.
 
 Timed: compiling every watch (Matcher) and matching every change, from its stored diff JSON,

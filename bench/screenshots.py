@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Screenshots of the web UI for the README, taken from the running app.
+"""Screenshots of the web UI for docs/web.md, taken from the running app.
 
 Seeds a demo database from the test fixtures (the real Reddit and X policy versions, SOPs watching
 them, impacts from the real mapper), starts `tracker serve` on a free port of 127.0.0.1, and has

@@ -6,7 +6,7 @@ export of a million audit events keeps memory flat. The manifest beside the expo
 query, row counts, the SHA-256 of every file and the audit chain head (verified before export);
 `tracker.export_manifest.verify_export` re-hashes the files and checks the head is still in a valid chain.
 
-What the period and the filters select (README "Compliance export" says the same):
+What the period and the filters select (docs/export.md says the same):
 - period: from 00:00 UTC on --from to 24:00 UTC on --to (both days included);
 - changes: detected in the period; --source keeps those sources' changes; --sop/--team keep
   changes with an impact on one of the selected SOPs;
