@@ -184,7 +184,7 @@ def test_keywords_under_sections_must_occur_in_those_sections(x_rights_contact: 
          "keywords": ["Consumer Health Data"]}]
     assert matched(x_rights_contact, {"source": X, "keywords": ["health", "protection"]}) == [
         {"watch": 1, "source": X, "keywords": ["health", "protection"]}]
-    # "EU-US Data Protection Framework" -> "EU-US Data Privacy Framework": only one word changed (README).
+    # "EU-US Data Protection Framework" -> "EU-US Data Privacy Framework": only one word changed (docs/sops.md).
     assert matched(x_rights_contact, {"source": X, "sections": ["6. *"], "keywords": ["privacy"]}) is not None
     assert matched(x_rights_contact, {"source": X, "keywords": ["Data Privacy Framework"]}) is None
 
