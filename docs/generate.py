@@ -72,14 +72,14 @@ def _anchor(command_path: str) -> str:
 
 def render_cli() -> str:
     """docs/cli.md: every command of `tracker`, with its usage, help text and options."""
-    import click
     import typer
 
     from tracker.cli import app
 
     root = typer.main.get_command(app)
-    # A fixed width, so the page does not depend on the terminal it was generated in (children inherit it).
-    ctx = click.Context(root, info_name="tracker", terminal_width=200, max_content_width=200)
+    # The command's own context class: Typer vendors its own click, so not click.Context. A fixed width,
+    # so the page does not depend on the terminal it was generated in (children inherit it).
+    ctx = root.context_class(root, info_name="tracker", terminal_width=200, max_content_width=200)
     lines = ["# Command-line reference", "",
              "Generated from the `tracker` command itself by `docs/generate.py`; do not edit by hand "
              "(`.venv/bin/python docs/generate.py` rewrites it). Every setting the commands read is in "
