@@ -30,7 +30,8 @@ assert 9 ** BOMB_LEVELS > MAX_NODES
 SOURCE = "sources:\n  - id: alpha\n    name: Alpha\n    url: https://a.example/alpha\n"
 CASES = {
     "tags": ("sources", laughs(BOMB_LEVELS) + SOURCE + f"    tags: *l{BOMB_LEVELS - 1}\n"),
-    "headers": ("sources", laughs(BOMB_LEVELS) + SOURCE + f"    options:\n      headers: {{X-A: *l{BOMB_LEVELS - 1}}}\n"),
+    "headers": ("sources", laughs(BOMB_LEVELS) + SOURCE
+                + f"    options:\n      headers: {{X-A: *l{BOMB_LEVELS - 1}}}\n"),
     "keywords": ("sops", laughs(BOMB_LEVELS) + "sops:\n  - id: SOP-1\n    title: T\n    owner: a@example.com\n"
                  f"    watches:\n      - source: alpha\n        keywords: *l{BOMB_LEVELS - 1}\n"),
 }

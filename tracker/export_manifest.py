@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from tracker import audit
-from tracker.export_writers import sha256_file
+from tracker.export_writers import sha256_file, undefuse
 from tracker.models import AuditEvent
 
 GENERATOR = "policy-tracker"
@@ -146,11 +146,6 @@ def check_chain(*, session: Session, manifest: dict[str, Any]) -> tuple[bool, st
 _AUDIT_TEXT = ("actor", "action", "entity_type", "entity_id", "prev_hash", "hash", "at_utc_exact")
 
 
-def _undefuse(value: str) -> str:
-    # Undo the CSV export's formula guard ("'" before = + - @ …).
-    return value[1:] if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _audit_file_rows(manifest: dict[str, Any], base: Path) -> Iterator[dict[str, Any]]:
     """The exported audit events, whatever the format, as dicts with JSON values decoded."""
     fmt = manifest.get("query", {}).get("format")
@@ -184,10 +179,10 @@ def _audit_file_rows(manifest: dict[str, Any], base: Path) -> Iterator[dict[str,
                         yield json.loads(line)
                     continue
                 for row in csv.DictReader(text):
-                    out: dict[str, Any] = {k: _undefuse(v) for k, v in row.items() if k in _AUDIT_TEXT}
+                    out: dict[str, Any] = {k: undefuse(v) for k, v in row.items() if k in _AUDIT_TEXT}
                     out["seq"] = int(row["seq"])
                     for key in ("before", "after"):
-                        out[key] = json.loads(row[key]) if row[key] else None
+                        out[key] = json.loads(undefuse(row[key])) if row[key] else None
                     yield out
 
 
