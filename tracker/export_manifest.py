@@ -88,9 +88,45 @@ def load_manifest(path: Path) -> dict[str, Any]:
         raise ExportError(f"no manifest at {path}") from None
     except (OSError, ValueError) as exc:
         raise ExportError(f"{path} is not a readable JSON manifest: {exc}") from None
-    if not isinstance(data, dict) or data.get("generator", {}).get("name") != GENERATOR or "files" not in data:
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} is not a {GENERATOR} export manifest (not a JSON object)")
+    generator = data.get("generator")
+    if not isinstance(generator, dict) or generator.get("name") != GENERATOR or "files" not in data:
         raise ExportError(f"{path} is not a {GENERATOR} export manifest (no generator/files)")
+    problem = _files_problem(data["files"])
+    if problem:
+        raise ExportError(f"{path} is not a usable {GENERATOR} export manifest: {problem}")
     return data
+
+
+def _entry_problem(entry: Any, where: str) -> str | None:
+    if not isinstance(entry, dict):
+        return f"{where} is not an object with path, sha256 and bytes"
+    for key, kind in (("path", str), ("sha256", str), ("bytes", int)):
+        value = entry.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            return f"{where}.{key} is missing or not a {'number' if kind is int else 'string'}"
+    return None
+
+
+def _files_problem(files: Any) -> str | None:
+    """What is wrong with a manifest's `files` list (None: every entry is well formed)."""
+    if not isinstance(files, list):
+        return "`files` is not a list"
+    if not files:
+        return "it lists no files, so there is nothing to verify"
+    for n, entry in enumerate(files):
+        problem = _entry_problem(entry, f"files[{n}]")
+        members = entry.get("members") if isinstance(entry, dict) else None
+        if problem is None and members is not None:
+            if not isinstance(members, list):
+                problem = f"files[{n}].members is not a list"
+            else:
+                problem = next((p for m, member in enumerate(members)
+                                if (p := _entry_problem(member, f"files[{n}].members[{m}]"))), None)
+        if problem:
+            return problem
+    return None
 
 
 def check_files(manifest: dict[str, Any], base: Path) -> list[FileCheck]:
