@@ -184,7 +184,7 @@ def test_crawl_exit_codes_0_and_3(db_url: str, engine: Engine, tmp_path: Path) -
 def test_invalid_settings_exit_2(db_url: str) -> None:
     out = run_tracker(db_url, "sources", "list", TRACKER_CONCURRENCY="lots")
     assert out.returncode == 2
-    assert "invalid settings" in out.stderr and "concurrency" in out.stderr
+    assert "invalid settings: TRACKER_CONCURRENCY='lots': Input should be a valid integer" in out.stderr
 
 
 # -- the database must be migrated ------------------------------------------------------------

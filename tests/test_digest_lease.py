@@ -235,7 +235,8 @@ def test_the_lease_is_released_after_a_run_that_raised(db_url: str, engine: Engi
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     crashed = run_tracker(db_url, "digest", "--send", "--preview", str(blocker / "previews"), **env(smtp_sink))
-    assert crashed.returncode == 1 and "NotADirectoryError" in crashed.stderr, crashed.stdout + crashed.stderr
+    assert crashed.returncode == 2 and "previews: Not a directory" in crashed.stderr, crashed.stdout + crashed.stderr
+    assert "Traceback" not in crashed.stderr
     assert smtp_sink.received == []
     assert leases(engine) == []
     # A usage error found after the lease was taken releases it too.

@@ -30,7 +30,7 @@ from tracker.export import (
     run_export,
 )
 from tracker.export_manifest import verify_export
-from tracker.export_writers import sha256_file
+from tracker.export_writers import sha256_file, undefuse
 from tracker.extract import Block, blocks_hash
 from tracker.mapping import MappingContext, map_change
 from tracker.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
@@ -246,10 +246,10 @@ def _from_text(value: str, kind: str) -> Any:
     if kind == "date":
         return date.fromisoformat(value)
     if kind == "lines":
-        return value.split("\n")
+        return undefuse(value).split("\n")
     if kind == "json":
-        return json.loads(value)
-    return value[1:] if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@") else value
+        return json.loads(undefuse(value))
+    return undefuse(value)
 
 
 def read_csv(path: Path, table: str) -> list[dict[str, Any]]:

@@ -1,13 +1,28 @@
-"""Settings, read from TRACKER_* environment variables and an optional settings file."""
+"""Settings, read from TRACKER_* environment variables and an optional settings file.
+
+A bad setting is a SettingsError whose message names the variable, the value given and what it
+must be, so `tracker` can print it on one line (the CLI's error mapping) instead of pydantic's
+field names or a traceback.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TRACKER_"
+# The database backends the tracker is built and tested for (URL scheme, before any "+driver").
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message names each variable and what it must be."""
 
 
 def _env_file() -> str | None:
@@ -21,7 +36,7 @@ def _env_file() -> str | None:
 class Settings(BaseSettings):
     """Every setting of the tracker: the one list, which docs/settings.md is generated from."""
 
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = Field("sqlite:///tracker.db", description="SQLite file in the working directory, or "
                               "`postgresql+psycopg://user:pass@host/db`")
@@ -100,8 +115,77 @@ class Settings(BaseSettings):
                                         "within `TRACKER_WEB_LOGIN_WINDOW_SECONDS` before logins pause (HTTP 429)")
     web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in")
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known time zone: give an IANA name such as UTC, Europe/Paris or "
+                             "America/New_York") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0].lower() if ":" in value else ""
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(f"the {scheme or 'missing'} scheme is not supported: use sqlite:///PATH or "
+                             "postgresql+psycopg://USER:PASSWORD@HOST/NAME")
+        return value
+
+
+def _raw_values(env_file: str | None) -> dict[str, str]:
+    """TRACKER_* values as given (the settings file, overridden by the environment)."""
+    values: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        values.update({k.upper(): v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update({k.upper(): v for k, v in os.environ.items()})
+    return values
+
+
+def _json_list_problems(raw: dict[str, str]) -> list[str]:
+    # pydantic-settings parses list settings as JSON and reports a failure without the variable.
+    problems = []
+    for name, info in Settings.model_fields.items():
+        var = ENV_PREFIX + name.upper()
+        if get_origin(info.annotation) is not list or var not in raw:
+            continue
+        try:
+            ok = isinstance(json.loads(raw[var]), list)
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append(f"{var}={raw[var]!r}: must be a JSON list, e.g. [\"ops@example.com\"]")
+    return problems
+
+
+# Values never echoed in an error: a database URL may hold a password.
+_SECRET = ("database_url", "smtp_password", "secret_key")
+
+
+def _named(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        given = "" if name in _SECRET else f"={err.get('input')!r}"
+        out.append(f"{ENV_PREFIX}{name.upper()}{given}: {msg}")
+    return out
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Build settings now (never at import time), from the environment and the settings file."""
+    """Build settings now (never at import time), from the environment and the settings file;
+    raises SettingsError naming each bad variable."""
+    env_file = _env_file()
+    problems = _json_list_problems(_raw_values(env_file))
+    if problems:
+        raise SettingsError("; ".join(problems))
     # _env_file is pydantic-settings' own init keyword, which the class signature does not declare.
     factory: Any = Settings
-    return cast(Settings, factory(_env_file=_env_file(), **overrides))
+    try:
+        return cast(Settings, factory(_env_file=env_file, **overrides))
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_named(exc))) from None

@@ -21,7 +21,6 @@ Filters of different kinds combine with AND; several values of one filter with O
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,7 @@ from tracker.export_manifest import (
     keyset,
     verify_chain,
 )
+from tracker.export_output import move_into_place, plan_output
 from tracker.export_writers import (
     Column,
     ExportWriter,
@@ -349,21 +349,6 @@ def output_paths(output: Path, query: ExportQuery) -> tuple[Path, Path, bool]:
     return output, output / "manifest.json", True
 
 
-def _prepare(target: Path, manifest: Path, is_dir: bool, force: bool) -> None:
-    taken = [p for p in (target, manifest) if p.exists() and not (p == target and is_dir and not any(p.iterdir()))]
-    if taken and not force:
-        raise ExportError(f"{taken[0]} already exists: choose a new --output or pass --force to replace it")
-    for p in taken:
-        if p.is_dir():
-            if p == target and not (p / "manifest.json").exists():
-                raise ExportError(f"{p} is a directory that is not an export (no manifest.json); "
-                                  "refusing to replace it, choose a new --output")
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    target.parent.mkdir(parents=True, exist_ok=True)
-
-
 def _begin_snapshot(session: Session) -> None:
     # One consistent view of the database for the whole export on PostgreSQL; on every backend the
     # audit rows are bounded by the verified head, so events appended meanwhile are not exported.
@@ -395,7 +380,9 @@ def run_export(*, session: Session, query: ExportQuery, output: Path, base_url: 
     scope = _Scope(query=query, sops=_sop_scope(session, query), head_seq=head_seq)
 
     target, manifest_path, is_dir = output_paths(output, query)
-    _prepare(target, manifest_path, is_dir, force)
+    names = [f"{t}.{query.format}" for t in TABLES] if is_dir else [target.name]
+    plan = plan_output(target, manifest_path, is_dir=is_dir, names=names, force=force)
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         data = staging / target.name
@@ -422,10 +409,9 @@ def run_export(*, session: Session, query: ExportQuery, output: Path, base_url: 
         manifest = _manifest(query=query, generated_at=generated_at, base_url=base_url, counts=counts,
                              files=files, check=check, head_seq=head_seq, session=session,
                              warnings=warnings)
-        os.replace(data, target)
         tmp_manifest = staging / "manifest.json.tmp"
         tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp_manifest, manifest_path)
+        move_into_place(plan, data, tmp_manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(manifest_path=manifest_path, manifest=manifest, warnings=warnings)

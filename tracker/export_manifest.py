@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from tracker import audit
-from tracker.export_writers import sha256_file
+from tracker.export_writers import sha256_file, undefuse
 from tracker.models import AuditEvent
 
 GENERATOR = "policy-tracker"
@@ -88,9 +88,45 @@ def load_manifest(path: Path) -> dict[str, Any]:
         raise ExportError(f"no manifest at {path}") from None
     except (OSError, ValueError) as exc:
         raise ExportError(f"{path} is not a readable JSON manifest: {exc}") from None
-    if not isinstance(data, dict) or data.get("generator", {}).get("name") != GENERATOR or "files" not in data:
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} is not a {GENERATOR} export manifest (not a JSON object)")
+    generator = data.get("generator")
+    if not isinstance(generator, dict) or generator.get("name") != GENERATOR or "files" not in data:
         raise ExportError(f"{path} is not a {GENERATOR} export manifest (no generator/files)")
+    problem = _files_problem(data["files"])
+    if problem:
+        raise ExportError(f"{path} is not a usable {GENERATOR} export manifest: {problem}")
     return data
+
+
+def _entry_problem(entry: Any, where: str) -> str | None:
+    if not isinstance(entry, dict):
+        return f"{where} is not an object with path, sha256 and bytes"
+    for key, kind in (("path", str), ("sha256", str), ("bytes", int)):
+        value = entry.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            return f"{where}.{key} is missing or not a {'number' if kind is int else 'string'}"
+    return None
+
+
+def _files_problem(files: Any) -> str | None:
+    """What is wrong with a manifest's `files` list (None: every entry is well formed)."""
+    if not isinstance(files, list):
+        return "`files` is not a list"
+    if not files:
+        return "it lists no files, so there is nothing to verify"
+    for n, entry in enumerate(files):
+        problem = _entry_problem(entry, f"files[{n}]")
+        members = entry.get("members") if isinstance(entry, dict) else None
+        if problem is None and members is not None:
+            if not isinstance(members, list):
+                problem = f"files[{n}].members is not a list"
+            else:
+                problem = next((p for m, member in enumerate(members)
+                                if (p := _entry_problem(member, f"files[{n}].members[{m}]"))), None)
+        if problem:
+            return problem
+    return None
 
 
 def check_files(manifest: dict[str, Any], base: Path) -> list[FileCheck]:
@@ -146,11 +182,6 @@ def check_chain(*, session: Session, manifest: dict[str, Any]) -> tuple[bool, st
 _AUDIT_TEXT = ("actor", "action", "entity_type", "entity_id", "prev_hash", "hash", "at_utc_exact")
 
 
-def _undefuse(value: str) -> str:
-    # Undo the CSV export's formula guard ("'" before = + - @ …).
-    return value[1:] if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _audit_file_rows(manifest: dict[str, Any], base: Path) -> Iterator[dict[str, Any]]:
     """The exported audit events, whatever the format, as dicts with JSON values decoded."""
     fmt = manifest.get("query", {}).get("format")
@@ -184,10 +215,10 @@ def _audit_file_rows(manifest: dict[str, Any], base: Path) -> Iterator[dict[str,
                         yield json.loads(line)
                     continue
                 for row in csv.DictReader(text):
-                    out: dict[str, Any] = {k: _undefuse(v) for k, v in row.items() if k in _AUDIT_TEXT}
+                    out: dict[str, Any] = {k: undefuse(v) for k, v in row.items() if k in _AUDIT_TEXT}
                     out["seq"] = int(row["seq"])
                     for key in ("before", "after"):
-                        out[key] = json.loads(row[key]) if row[key] else None
+                        out[key] = json.loads(undefuse(row[key])) if row[key] else None
                     yield out
 
 

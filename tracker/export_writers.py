@@ -20,8 +20,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-# Text cells that a spreadsheet would run as a formula (CSV injection): prefixed with "'" in CSV.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Text that a spreadsheet would run as a formula (CSV injection) starts with one of these. In CSV,
+# every line of every text cell that starts with one, or with the guard "'" itself, gets a "'" in
+# front: so the guard is exactly reversible (undefuse), and `export verify --rows` recomputes hashes.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+GUARD = "'"
+_GUARDED = (*FORMULA_START, GUARD)
 XLSX_MAX_CELL = 32_767
 # Control characters XML 1.0 (and so an .xlsx) cannot hold; openpyxl refuses them.
 _ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
@@ -183,13 +187,28 @@ class _TextTable:
         self.on_close(self)
 
 
-def _defuse(value: Any) -> Any:
-    # CSV injection: a spreadsheet would run "=…", "+…", "-…", "@…" as a formula.
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+def defuse(text: str) -> str:
+    """A CSV cell's text with a "'" before each line a spreadsheet would run as a formula (or that
+    starts with "'"), so "=HYPERLINK(…)" in a heading, a note or an actor stays text."""
+    if "\n" not in text:
+        return GUARD + text if text.startswith(_GUARDED) else text
+    return "\n".join(GUARD + line if line.startswith(_GUARDED) else line for line in text.split("\n"))
+
+
+def undefuse(text: str) -> str:
+    """The text defuse was given: one leading "'" off every line that has one."""
+    return "\n".join(line[1:] if line.startswith(GUARD) else line for line in text.split("\n"))
+
+
+# CSV cells that are text (and so guarded): text, lines joined by newlines, and JSON values.
+_CSV_TEXT_KINDS = ("text", "lines", "json")
 
 
 def _csv_converter(kind: str) -> Callable[[Any], Any]:
-    return _defuse if kind == "text" else _TEXT[kind]
+    to_text = _TEXT[kind]
+    if kind not in _CSV_TEXT_KINDS:
+        return to_text
+    return lambda value: defuse(str(to_text(value)))
 
 
 def _jsonl_converter(kind: str) -> Callable[[Any], Any]:

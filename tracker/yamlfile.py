@@ -1,4 +1,11 @@
-"""YAML registry files read with line numbers, so that every error can say where it is."""
+"""YAML registry files read with line numbers, so that every error can say where it is.
+
+The files are hostile input (anyone who can edit them can try to take the service down), so the
+reading is bounded: nesting depth, the number of nodes the document expands to once anchors and
+aliases are followed (a "billion laughs" file is a few lines that expand to millions of nodes),
+recursive aliases and the digits of an integer are all refused with the line they are on, before
+anything is built from the document.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,15 @@ from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+# Far beyond any real sources or SOPs file (300 sources are about 10,000 nodes), far below harm.
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+MAX_INT_DIGITS = 30
 
 
 class RegistryError(Exception):
@@ -19,9 +35,35 @@ class RegistryError(Exception):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that records each mapping's line as the key '__line__', and duplicate keys."""
+    """A SafeLoader that records each mapping's line as the key '__line__', and duplicate keys,
+    and that bounds nesting depth while composing (the composer recurses once per level)."""
 
     duplicates: list[str]
+    depth: int = 0
+    aliases: list[tuple[str, Node, yaml.Mark]]
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            if node is not None:
+                self.aliases.append((str(event.anchor), node, event.start_mark))
+            return node
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                    self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = sum(ch.isalnum() for ch in str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise ConstructorError(None, None, f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                                   node.start_mark)
+        return super().construct_yaml_int(node)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -39,19 +81,79 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _LineLoader.construct_yaml_int)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _expanded_sizes(root: Node) -> dict[int, int]:
+    """How many nodes each node stands for once aliases are followed (shared nodes counted once per
+    use), computed once per distinct node; raises ValueError on a recursive alias."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ValueError(node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes
+
+
+def _check_expansion(loader: _LineLoader, root: Node) -> str | None:
+    """A problem when the document refers to itself or expands past MAX_NODES nodes, else None."""
+    try:
+        sizes = _expanded_sizes(root)
+    except ValueError as exc:
+        mark = exc.args[0]
+        return f"line {mark.line + 1}: a recursive alias (an anchor used inside itself) is not allowed"
+    total = sizes[id(root)]
+    if total <= MAX_NODES:
+        return None
+    if loader.aliases:
+        name, _, mark = max(loader.aliases, key=lambda a: sizes.get(id(a[1]), 0))
+        return (f"line {mark.line + 1}: the alias `*{name}` makes the file expand to "
+                f"{total:,} values (at most {MAX_NODES:,}): anchors and aliases must not multiply the document")
+    return f"line 1: the file holds {total:,} values (at most {MAX_NODES:,}): split it"
+
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a registry file; syntax errors become a RegistryError naming the line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise RegistryError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
-    loader = _LineLoader(text)
-    loader.duplicates = []
     try:
-        data = loader.get_single_data()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RegistryError(str(path), [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}): "
+                                        "save the file as UTF-8"]) from None
+    loader = _LineLoader(text)
+    loader.duplicates, loader.aliases = [], []
+    try:
+        node = loader.get_single_node()
+        problem = _check_expansion(loader, node) if node is not None else None
+        if problem:
+            raise RegistryError(str(path), [problem])
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -18,12 +18,12 @@ from tracker.cli import (  # noqa: F401  (registers commands)  # noqa: F401  (re
     status,
     users,
 )
-from tracker.cli.app import app
+from tracker.cli.app import app, run_app
 
 
 def main() -> None:
     """Entry point of the `tracker` command."""
-    app()
+    run_app()
 
 
 __all__ = ["app", "main"]

@@ -35,13 +35,52 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def settings() -> Settings:
-    """Settings from the environment, with configuration errors reported as exit 2."""
+    """Settings from the environment (a SettingsError becomes exit 2 in run())."""
+    from tracker.config import get_settings
+
+    return get_settings()
+
+
+def run_app() -> None:
+    """Run the app: the one place where an error a user can fix becomes one line and exit 2."""
+    try:
+        app()
+    except Exception as exc:
+        message = user_error(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one-line message for an error type the user can act on; None for anything else (a bug).
+
+    Modules are looked up in sys.modules rather than imported: an error of a library that was never
+    loaded cannot have been raised, and the CLI's startup stays light.
+    """
+    config, yamlfile = sys.modules.get("tracker.config"), sys.modules.get("tracker.yamlfile")
+    if config is not None and isinstance(exc, config.SettingsError):
+        return f"invalid settings: {exc}"
+    if yamlfile is not None and isinstance(exc, yamlfile.RegistryError):
+        return str(exc)
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        return (f"the database {_configured_url()} refused the command: {exc.orig}; check that it is "
+                "reachable and writable by this user (TRACKER_DATABASE_URL)")
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return None
+
+
+def _configured_url() -> str:
     from tracker.config import get_settings
 
     try:
-        return get_settings()
-    except Exception as exc:  # pydantic's ValidationError names the bad variable
-        fail(f"invalid settings: {exc}")
+        return _safe_url(get_settings().database_url)
+    except Exception:  # the settings were good enough to reach the database; be safe anyway
+        return "(TRACKER_DATABASE_URL)"
 
 
 def engine(check_schema: bool = True) -> Engine:
