@@ -9,6 +9,8 @@ from typing import Any, Literal, cast
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracker.extract_limits import Limits
+
 
 def _env_file() -> str | None:
     # TRACKER_SETTINGS_FILE points at a dotenv-style file; ./tracker.env is read when present.
@@ -35,7 +37,10 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(60.0, ge=0)
     obey_robots: bool = True
     user_agent: str = "policy-tracker/0.1 (+https://github.com/; compliance monitoring)"
-    max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="a larger response is refused unread")
+    max_blocks: int = Field(20_000, ge=1, description="blocks one version may hold; a page making more fails")
+    max_text_bytes: int = Field(5 * 1024 * 1024, ge=1024,
+                                description="bytes of text one version may hold; a page with more fails")
     crawl_log_level: str = "WARNING"
     record_batch: int = Field(100, ge=1, description="fetches recorded per transaction during a crawl")
     record_interval: float = Field(0.5, ge=0, description="seconds a fetch may wait for its batch to fill")
@@ -75,6 +80,11 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
     web_login_max_failures: int = Field(5, ge=1, description="failed logins per IP and email before a pause")
     web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in")
+
+
+def extraction_limits(settings: Settings) -> Limits:
+    """The settings' bounds on one extracted version."""
+    return Limits(max_blocks=settings.max_blocks, max_text_bytes=settings.max_text_bytes)
 
 
 def get_settings(**overrides: object) -> Settings:
