@@ -38,13 +38,12 @@ def _clip(text: str) -> str:
     return text[: MAX_HEADING_CHARS - 1].rstrip(" ") + "\u2026"
 
 
-def _rows() -> Iterator[tuple[int, Any, str]]:
+def _rows() -> Iterator[tuple[int, Any]]:
     """Every version, one at a time (a version's blocks may be large: never all of them at once)."""
     bind = op.get_bind()
     ids = [r[0] for r in bind.execute(sa.select(_version.c.id).order_by(_version.c.id))]
     for vid in ids:
-        row = bind.execute(sa.select(_version.c.blocks, _version.c.text_hash).where(_version.c.id == vid)).one()
-        yield vid, row[0], row[1]
+        yield vid, bind.execute(sa.select(_version.c.blocks).where(_version.c.id == vid)).scalar()
 
 
 def _to_table_form(blocks: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
@@ -74,7 +73,7 @@ def upgrade() -> None:
     from tracker.extract import blocks_from_json, blocks_hash
 
     bind = op.get_bind()
-    for vid, blocks, text_hash in _rows():
+    for vid, blocks in _rows():
         if isinstance(blocks, dict):
             continue  # already in the table form
         stored, clipped = _to_table_form(blocks or [])
@@ -86,7 +85,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    for vid, blocks, _ in _rows():
+    for vid, blocks in _rows():
         if not isinstance(blocks, dict):
             continue
         paths: list[list[str]] = []
