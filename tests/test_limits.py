@@ -146,3 +146,17 @@ def test_a_large_change_is_shown_in_pages(client: TestClient, engine: Engine) ->
     assert len(api["diff"]["changes"]) == PAGE_CHANGES and api["diff_pages"] == 3
     assert api["diff_next"] == f"/api/changes/{change_id}?page=2"
     assert client.get(f"/api/changes/{change_id}?page=3").json()["diff_next"] is None
+
+
+def test_the_digest_lists_ten_sections_of_a_change_and_counts_the_rest() -> None:
+    from datetime import UTC, datetime
+
+    from tracker.digest_render import ChangeItem, DigestContent, render_digest
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    item = ChangeItem(7, "big", "Big", "https://big.example", now, [f"Part {i}" for i in range(5_000)],
+                      0, 0, 5_000, [])
+    r = render_digest(DigestContent("a@x", now, changes=[item], everything=True), base_url="https://t.example",
+                      timezone="UTC")
+    for out in (r.text, r.html):
+        assert "Part 9;" not in out and "Part 9 (+4990 more)" in out and "Part 10" not in out
