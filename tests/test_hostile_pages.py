@@ -99,3 +99,18 @@ def test_escape_sequences_never_reach_the_terminal(sqlite_url: str, site: Hostil
     eng.dispose()
     assert "\x1b" not in stored and "\x07" not in stored
     assert "Clear the screen red" in stored and "Terms0;pwned" not in stored
+
+
+def test_the_block_limit_is_a_setting_and_the_baseline_stays(sqlite_url: str, site: HostileSite,
+                                                             tmp_path: Path) -> None:
+    _setup(sqlite_url, site, tmp_path, "escapes")
+    assert run_tracker(sqlite_url, "crawl").returncode == 0
+    out = run_tracker(sqlite_url, "crawl", TRACKER_MAX_BLOCKS="1")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "more than 1 blocks (TRACKER_MAX_BLOCKS)" in (_state(sqlite_url, "escapes").last_error or "")
+    eng = make_engine(sqlite_url)
+    with session_scope(eng) as s:
+        assert len(s.exec(select(Version)).all()) == 1  # the baseline, untouched
+    eng.dispose()
+    assert run_tracker(sqlite_url, "crawl").returncode == 0  # back under the limit: unchanged, recovered
+    assert _state(sqlite_url, "escapes").last_error is None

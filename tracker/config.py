@@ -9,8 +9,6 @@ from typing import Any, Literal, cast
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tracker.extract_limits import Limits
-
 
 def _env_file() -> str | None:
     # TRACKER_SETTINGS_FILE points at a dotenv-style file; ./tracker.env is read when present.
@@ -80,11 +78,6 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
     web_login_max_failures: int = Field(5, ge=1, description="failed logins per IP and email before a pause")
     web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in")
-
-
-def extraction_limits(settings: Settings) -> Limits:
-    """The settings' bounds on one extracted version."""
-    return Limits(max_blocks=settings.max_blocks, max_text_bytes=settings.max_text_bytes)
 
 
 def get_settings(**overrides: object) -> Settings:
