@@ -160,3 +160,10 @@ def test_the_digest_lists_ten_sections_of_a_change_and_counts_the_rest() -> None
                       timezone="UTC")
     for out in (r.text, r.html):
         assert "Part 9;" not in out and "Part 9 (+4990 more)" in out and "Part 10" not in out
+
+
+def test_the_quick_control_check_looks_for_exactly_the_stripped_characters() -> None:
+    from tracker.extract_limits import _ASCII_CONTROL_CHARS, _CONTROL_CHARS, _CONTROLS
+
+    assert set(_CONTROL_CHARS) == {chr(i) for i in range(0x3000) if _CONTROLS.match(chr(i))}
+    assert set(_ASCII_CONTROL_CHARS) == {c for c in _CONTROL_CHARS if c.isascii()}
