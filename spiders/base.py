@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,12 @@ _TIMEOUTS = (TimeoutError, TCPTimedOutError, *(
     [scrapy.exceptions.DownloadTimeoutError] if hasattr(scrapy.exceptions, "DownloadTimeoutError") else []))
 _NO_HOST = (DNSLookupError, *(
     [scrapy.exceptions.CannotResolveHostError] if hasattr(scrapy.exceptions, "CannotResolveHostError") else []))
+# Scrapy cancels a download only when the response passes DOWNLOAD_MAXSIZE (TRACKER_MAX_PAGE_BYTES): up
+# front from its Content-Length, or once more bytes than that arrived (a chunked response; the error
+# then has no message at all).
+_TOO_LARGE = tuple([scrapy.exceptions.DownloadCancelledError] if hasattr(scrapy.exceptions, "DownloadCancelledError")
+                   else [])
+_ANNOUNCED = re.compile(r"Expected to receive (\d+) bytes")
 _REFUSED = (ConnectionRefusedError, *(
     [scrapy.exceptions.DownloadConnectionRefusedError]
     if hasattr(scrapy.exceptions, "DownloadConnectionRefusedError") else []))
@@ -103,12 +110,22 @@ class SourceSpider(scrapy.Spider):
             error = f"host not found for {url}: check the source's url"
         elif isinstance(value, _REFUSED):
             error = f"connection refused by {url}{after}"
-        elif "download max size" in str(value) or "maxsize" in str(value):
-            error = (f"{url} is larger than TRACKER_MAX_PAGE_BYTES allows ({value}); raise the limit "
-                     "if the page is legitimate")
+        elif isinstance(value, _TOO_LARGE) or "download max size" in str(value):
+            error = self._too_large(url, str(value), meta)
         elif "robots.txt" in str(value):
             error = (f"{url} is disallowed by the site's robots.txt, which the tracker obeys; to fetch it "
                      "anyway set `options: {obey_robots: false}` on the source (or TRACKER_OBEY_ROBOTS=false)")
         else:
             error = f"{failure.type.__name__ if failure.type else 'error'} fetching {url}{after}: {failure.value}"
         yield Fetch(source_id=meta["source_id"], url=meta["source_url"], error=error, fetched_at=utcnow())
+
+    def _too_large(self, url: str, message: str, meta: dict[str, Any]) -> str:
+        """The error of a response larger than TRACKER_MAX_PAGE_BYTES: the limit and the size."""
+        limit = meta.get("download_maxsize") or (self.crawler.settings.getint("DOWNLOAD_MAXSIZE")
+                                                 if getattr(self, "crawler", None) else 0)
+        announced = _ANNOUNCED.search(message)
+        size = (f"it announced {announced.group(1)} bytes" if announced
+                else f"more than {limit} bytes arrived" if limit else "it sent more")
+        allowed = f" ({limit} bytes)" if limit else ""
+        return (f"{url} is larger than TRACKER_MAX_PAGE_BYTES{allowed} allows: {size}; the download was "
+                "stopped. Raise TRACKER_MAX_PAGE_BYTES if the page is legitimate")

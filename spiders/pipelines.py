@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from tracker.db import make_engine, session_scope
+from tracker.extract_limits import DEFAULT_LIMITS, Limits
 from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, record_check
 from tracker.models import CheckState, Source
 
@@ -34,8 +35,10 @@ class RecordPipeline:
     """Records every fetch; a crash on one source is recorded as its error and the crawl goes on."""
 
     def __init__(self, engine: Engine, crawler: Crawler, on_change: ChangeHook | None, *,
-                 batch_size: int = DEFAULT_BATCH, interval: float = DEFAULT_INTERVAL, use_timer: bool = True):
+                 batch_size: int = DEFAULT_BATCH, interval: float = DEFAULT_INTERVAL, use_timer: bool = True,
+                 limits: Limits = DEFAULT_LIMITS):
         self.engine = engine
+        self.limits = limits
         self.crawler = crawler
         self.on_change = on_change
         self.batch_size = max(1, batch_size)
@@ -50,7 +53,10 @@ class RecordPipeline:
         engine = make_engine(crawler.settings["TRACKER_DATABASE_URL"])
         return cls(engine, crawler, crawler.settings.get("TRACKER_ON_CHANGE"),
                    batch_size=crawler.settings.getint("TRACKER_RECORD_BATCH", DEFAULT_BATCH),
-                   interval=crawler.settings.getfloat("TRACKER_RECORD_INTERVAL", DEFAULT_INTERVAL))
+                   interval=crawler.settings.getfloat("TRACKER_RECORD_INTERVAL", DEFAULT_INTERVAL),
+                   limits=Limits(max_blocks=crawler.settings.getint("TRACKER_MAX_BLOCKS", DEFAULT_LIMITS.max_blocks),
+                                 max_text_bytes=crawler.settings.getint("TRACKER_MAX_TEXT_BYTES",
+                                                                        DEFAULT_LIMITS.max_text_bytes)))
 
     def open_spider(self, spider: Any = None) -> None:
         if self.use_timer and self.interval > 0:
@@ -120,7 +126,7 @@ class RecordPipeline:
                     raise LookupError(f"source {sid} vanished from the database during the crawl")
                 if sid in seen:  # twice in one batch: what was read up front may be stale now
                     outcomes.append(record_check(session=session, source=source, fetch=item,
-                                                 on_change=self.on_change))
+                                                 on_change=self.on_change, limits=self.limits))
                     continue
                 seen.add(sid)
                 state = states.get(sid)
@@ -128,7 +134,7 @@ class RecordPipeline:
                     state = CheckState(source_id=sid)
                     session.add(state)
                 outcomes.append(record_check(session=session, source=source, fetch=item, on_change=self.on_change,
-                                             state=state, baseline_ref=refs.get(sid)))
+                                             state=state, baseline_ref=refs.get(sid), limits=self.limits))
         return outcomes
 
     def _record_alone(self, item: Fetch) -> CheckOutcome:
@@ -137,7 +143,8 @@ class RecordPipeline:
                 source = session.get(Source, item.source_id)
                 if source is None:
                     raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
-                return record_check(session=session, source=source, fetch=item, on_change=self.on_change)
+                return record_check(session=session, source=source, fetch=item, on_change=self.on_change,
+                                    limits=self.limits)
         except Exception as exc:  # never lose the rest of the crawl to one bad page
             log.exception("recording %s failed", item.source_id)
             outcome = CheckOutcome(item.source_id, FAILED, error=f"internal error while recording: {exc!r}")

@@ -169,6 +169,8 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "TRACKER_ON_CHANGE": on_change,
         "TRACKER_RECORD_BATCH": settings.record_batch,
         "TRACKER_RECORD_INTERVAL": settings.record_interval,
+        "TRACKER_MAX_BLOCKS": settings.max_blocks,
+        "TRACKER_MAX_TEXT_BYTES": settings.max_text_bytes,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         # Scrapy 2.19 starts an HTTP server that runs Python code sent to it (remote control);

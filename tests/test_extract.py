@@ -14,6 +14,7 @@ from tracker.extract import (
     ExtractionError,
     NoText,
     NotText,
+    OverLimit,
     Rules,
     SelectorNoMatch,
     blocks_from_json,
@@ -21,6 +22,7 @@ from tracker.extract import (
     extract,
     validate_selector,
 )
+from tracker.extract_limits import Limits
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pga"
 RULES = Rules(select=("article.policy",), remove=(".cookie-banner", "nav"))
@@ -132,9 +134,12 @@ def test_a_huge_page_is_extracted_in_full() -> None:
     sections = "".join(f"<h2>Section {i}</h2><p>Paragraph {i} of the policy text.</p>" for i in range(20_000))
     body = wrap(f'<article class="policy">{sections}</article>').encode()
     assert len(body) > 1_000_000
-    ex = extract(body, RULES)
+    ex = extract(body, RULES, limits=Limits(max_blocks=40_000))
     assert len(ex.blocks) == 40_000
     assert ex.blocks[-1] == Block("paragraph", "Paragraph 19999 of the policy text.", ("Section 19999",))
+    # One block more than the limit allows: refused, naming the setting.
+    with pytest.raises(OverLimit, match="more than 39999 blocks .TRACKER_MAX_BLOCKS"):
+        extract(body, RULES, limits=Limits(max_blocks=39_999))
 
 
 def test_deeply_nested_markup_is_read_or_refused_never_truncated() -> None:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from tests.conftest import run_tracker
 from tracker.db import session_scope
+from tracker.extract import blocks_from_json
 from tracker.ingest import Fetch, record_check
 from tracker.models import Change, CheckState, Source, Version
 from tracker.sources import load_sources_file, sync_sources
@@ -265,7 +266,7 @@ def test_a_structure_only_difference_is_a_new_version_but_no_change(engine: Engi
     with session_scope(engine) as s:
         versions = s.exec(select(Version).order_by(col(Version.id))).all()
         assert len(versions) == 2
-        assert versions[-1].blocks[-1]["path"] == ["A", "B"]
+        assert blocks_from_json(versions[-1].blocks)[-1].path == ("A", "B")
         assert s.exec(select(Change)).all() == []
         state = s.get(CheckState, "tiktok-privacy-policy")
         assert state is not None and state.last_result == "unchanged"

@@ -55,7 +55,12 @@ class Settings(BaseSettings):
     user_agent: str = Field("policy-tracker/0.1 (+https://github.com/; compliance monitoring)",
                             description="the User-Agent sent")
     max_page_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="larger responses are refused, "
-                                "compressed or after decompression")
+                                "compressed or after decompression: the download stops and the source's error "
+                                "names the limit and the size")
+    max_blocks: int = Field(20_000, ge=1, description="blocks one version may hold; a page whose selected text "
+                            "makes more fails with an error naming the setting, and the baseline stays")
+    max_text_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="bytes of text (UTF-8) one version may "
+                                "hold; past it the check fails the same way")
     crawl_log_level: str = Field("WARNING", description="Scrapy's log level")
     record_batch: int = Field(100, ge=1, description="fetches recorded together in one transaction during a "
                               "crawl (a crash loses at most one batch of check results; the sources are checked "

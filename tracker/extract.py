@@ -16,13 +16,15 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import lxml.etree
 import lxml.html
 from lxml.cssselect import CSSSelector
+
+from tracker.extract_limits import DEFAULT_LIMITS, Limits, blocks_over, clip_heading, strip_controls, text_over
 
 # Bump when the extraction itself changes: versions made by other rules are re-extracted
 # and the difference recorded as a technical change, never as a policy change.
@@ -69,6 +71,10 @@ class SelectorNoMatch(ExtractionError):
 
 class NoText(ExtractionError):
     """The selected part of the page holds no text."""
+
+
+class OverLimit(ExtractionError):
+    """The page makes more blocks or text than TRACKER_MAX_BLOCKS / TRACKER_MAX_TEXT_BYTES allow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,8 @@ class Extracted:
 
 
 def normalise_text(text: str) -> str:
-    """Collapse whitespace, drop invisible characters and tracking parameters of URLs, NFC-normalise."""
+    """Collapse whitespace, drop control and invisible characters and URL tracking parameters, NFC-normalise."""
+    text = strip_controls(text)
     # Hot path (every block of every fetched page): ASCII text has no invisible characters and
     # is already NFC; str.split() splits on exactly the characters regex \s matches.
     if not text.isascii():
@@ -152,15 +159,25 @@ def blocks_hash(blocks: Iterable[Block]) -> str:
     # Each block hashed as json.dumps([kind, path, text], ensure_ascii=False) + "\n", written out
     # with json's own string encoder (what json.dumps does inside, without its per-call set-up),
     # each heading path encoded once, and the whole page hashed in one update.
+    # The hashed lines repeat each block's path: they are hashed in pieces of about 1 MB, never joined
+    # into one string (with a long heading that string was hundreds of times the page's size).
     q = _json_string
+    digest = hashlib.sha256()
     paths: dict[tuple[str, ...], str] = {}
-    parts = []
+    parts: list[str] = []
+    size = 0
     for b in blocks:
         path = paths.get(b.path)
         if path is None:
             path = paths[b.path] = "[" + ", ".join(map(q, b.path)) + "]"
-        parts.append("[" + q(b.kind) + ", " + path + ", " + q(b.text) + "]\n")
-    return hashlib.sha256("".join(parts).encode()).hexdigest()
+        line = "[" + q(b.kind) + ", " + path + ", " + q(b.text) + "]\n"
+        parts.append(line)
+        size += len(line)
+        if size > 1 << 20:
+            digest.update("".join(parts).encode())
+            parts, size = [], 0
+    digest.update("".join(parts).encode())
+    return digest.hexdigest()
 
 
 def validate_selector(selector: str) -> str | None:
@@ -291,8 +308,12 @@ def _selector(selector: str) -> CSSSelector:
     return CSSSelector(selector)
 
 
-def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None) -> Extracted:
-    """Extract the policy text selected by rules from a page, as blocks with heading paths."""
+def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> Extracted:
+    """Extract the policy text selected by rules from a page, as blocks with heading paths.
+
+    Raises OverLimit as soon as the blocks or their text pass limits (see tracker.extract_limits).
+    """
     if isinstance(body, bytes):
         markup, encoding, whole_utf8 = _decode(body, content_type)
         utf8 = body if whole_utf8 else None
@@ -335,16 +356,25 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None)
         body_el = root.find("body")
         roots = [body_el if body_el is not None else root]
 
-    blocks = _blocks_by_xslt(roots, markup)
+    blocks = _blocks_by_xslt(roots, markup, limits)
     if blocks is None:  # text holding the marker characters, or nested too deep for libxslt: the Python walk
-        walker = _Walker()
+        walker = _Walker(limits)
         for el in roots:
             walker.walk(el)
             walker.flush()
         blocks = walker.blocks
     if not blocks:
         raise NoText("the selected part of the page holds no text")
+    _check_text(blocks, limits)
     return Extracted(blocks=blocks, encoding=encoding)
+
+
+def _check_text(blocks: Sequence[Block], limits: Limits) -> None:
+    """OverLimit when the blocks' text (UTF-8) is larger than limits allow."""
+    chars = sum(len(b.text) for b in blocks)
+    if chars > limits.max_text_bytes or (
+            chars * 4 > limits.max_text_bytes and sum(len(b.text.encode()) for b in blocks) > limits.max_text_bytes):
+        raise OverLimit(text_over(limits))
 
 
 # -- the fast path: libxslt walks the selection, Python cuts one marked-up string ---------------
@@ -367,6 +397,7 @@ _KIND_CODE = {"paragraph": "p", "list_item": "l", "term": "t", "definition": "d"
 _CODE_KIND = {code: kind for kind, code in _KIND_CODE.items()}
 _HEADING_OP = {f"h{level}": level for level in HEADINGS.values()}
 _URL_MARKED = re.compile(_URL.pattern.replace("<>", "<>" + _MARK + _CELL), _URL.flags)
+_MARKED_PAIR = re.compile(f"([^{_MARK}]*){_MARK}([^{_MARK}]*){_MARK}")
 
 
 def _stylesheet() -> str:
@@ -439,6 +470,7 @@ _NFC_OTHER_SPACES = _OTHER_SPACES.replace("\u2000\u2001", "")
 def _normalise_marked(text: str) -> str:
     """normalise_text's character steps and whitespace collapse applied to every text between markers at
     once (see above for why that is exact); the URL step is left to the texts that hold a URL."""
+    text = strip_controls(text)
     if text.isascii():
         spaces = _ASCII_OTHER_SPACES
     else:
@@ -458,8 +490,21 @@ def _normalise_marked(text: str) -> str:
     return text
 
 
-def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[Block] | None:
-    """The blocks of the selected roots, exactly as _Walker makes them; None when _Walker must make them."""
+def _marked_pairs(text: str, ops: int, limits: Limits) -> Iterator[tuple[str, str]]:
+    """The (text, op) pairs of the marked-up output: from one split when its ops cannot make more blocks
+    than the limit allows, else one at a time (a page of 2,000,000 ops is refused after max_blocks)."""
+    if ops <= limits.max_blocks:
+        parts = iter(text.split(_MARK))
+        return zip(parts, parts, strict=False)
+    return (m.groups() for m in _MARKED_PAIR.finditer(text))  # type: ignore[misc]
+
+
+def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str,
+                    limits: Limits = DEFAULT_LIMITS) -> list[Block] | None:
+    """The blocks of the selected roots, exactly as _Walker makes them; None when _Walker must make them.
+
+    Each op makes at most one block: with no more ops than max_blocks the count needs no checking.
+    """
     check = _may_hold_markers(markup)
     outputs = []
     for el in roots:
@@ -468,13 +513,18 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[B
         # The result's UTF-8 bytes (the output the stylesheet declares), decoded here: str(result) makes
         # the same string at twice the cost.
         outputs.append(bytes(_TRANSFORM(el)))
-    parts = iter(_normalise_marked(b"".join(outputs).decode("utf-8")).split(_MARK))
+    marked = _normalise_marked(b"".join(outputs).decode("utf-8"))
+    ops = marked.count(_MARK) // 2
+    # Blocks and text are counted as they are made only when the output could pass a limit (blocks'
+    # text is shorter than the output, and each op makes at most one block).
+    counted = ops > limits.max_blocks or len(marked) > limits.max_text_bytes
+    made, chars = 0, 0
     blocks: list[Block] = []
     append = blocks.append
     headings: list[tuple[int, str]] = []
     path: tuple[str, ...] = ()
     code_kind, heading_op, block = _CODE_KIND, _HEADING_OP, _block
-    for text, op in zip(parts, parts, strict=False):  # (text, op) pairs
+    for text, op in _marked_pairs(marked, ops, limits):
         if not text or text == " ":  # no text since the last op (most ops): nothing to flush
             continue
         if "://" in text and "?" in text:
@@ -491,9 +541,15 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[B
             level = heading_op[op]
             while headings and headings[-1][0] >= level:
                 headings.pop()
-            headings.append((level, text))
+            headings.append((level, clip_heading(text)))
             path = tuple(t for _, t in headings)
             append(block("heading", text, path))
+        if counted and len(blocks) > made:
+            made, chars = len(blocks), chars + len(blocks[-1].text)
+            if made > limits.max_blocks:
+                raise OverLimit(blocks_over(limits))
+            if chars > limits.max_text_bytes:
+                raise OverLimit(text_over(limits))
     return blocks
 
 
@@ -539,7 +595,8 @@ def _drop(el: lxml.etree._Element) -> None:
 class _Walker:
     """Turns an element tree into blocks, tracking the heading path."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
         self.blocks: list[Block] = []
         self.headings: list[tuple[int, str]] = []
         self.buffer: list[str] = []
@@ -558,7 +615,13 @@ class _Walker:
             if not text.isspace():  # whitespace between blocks normalises to nothing
                 text = normalise_text(text)
                 if text:
-                    self.blocks.append(Block(self.kind_stack[-1], text, self._path))
+                    self._add(Block(self.kind_stack[-1], text, self._path))
+
+    def _add(self, block: Block) -> None:
+        """Keep a block, or raise OverLimit when it is one more than the limit allows."""
+        if len(self.blocks) >= self.limits.max_blocks:
+            raise OverLimit(blocks_over(self.limits))
+        self.blocks.append(block)
 
     # The walk is the hot path of every fetch that is extracted: one loop, local names, the
     # heading path kept as a tuple (rebuilt only when a heading is seen), flush only when the
@@ -645,26 +708,44 @@ class _Walker:
             level = HEADINGS[tag]
             while self.headings and self.headings[-1][0] >= level:
                 self.headings.pop()
-            self.headings.append((level, text))
+            self.headings.append((level, clip_heading(text)))
             self._path = self.path
-            self.blocks.append(Block("heading", text, self._path))
+            self._add(Block("heading", text, self._path))
 
     def _row(self, el: lxml.etree._Element) -> None:
         self.flush()
         cells = [normalise_text(_text_content(c)) for c in el if isinstance(c.tag, str)]
         if any(cells):
-            self.blocks.append(Block("table_row", " | ".join(cells), self._path))
+            self._add(Block("table_row", " | ".join(cells), self._path))
 
 
 # What lxml.html's HtmlElement.text_content() evaluates: every text node inside the element.
 _text_content = lxml.etree.XPath("string()")
 
 
-def blocks_from_json(data: Sequence[dict[str, Any]]) -> list[Block]:
-    """Blocks as stored on a Version."""
-    return [Block.from_json(d) for d in data]
+def blocks_from_json(data: dict[str, Any] | Sequence[dict[str, Any]]) -> list[Block]:
+    """Blocks as stored on a Version (see blocks_to_json; a list is the form before migration 0009)."""
+    if not isinstance(data, dict):
+        return [Block.from_json(d) for d in data]
+    paths: list[tuple[str, ...]] = []
+    for parent, heading in data.get("paths", ()):
+        paths.append((*paths[parent], heading) if parent >= 0 else (heading,))
+    # One tuple per path, shared by its blocks (as extraction makes them).
+    return [_block(kind, text, paths[p] if p >= 0 else ()) for kind, text, p in data.get("blocks", ())]
 
 
-def blocks_to_json(blocks: Sequence[Block]) -> list[dict[str, Any]]:
-    """Blocks ready to store on a Version."""
-    return [b.to_json() for b in blocks]
+def blocks_to_json(blocks: Sequence[Block]) -> dict[str, Any]:
+    """Blocks ready to store on a Version: each heading path once, as a tree, and each block as
+    [kind, text, index of its path or -1] (a version's size is linear in its text, whatever its headings)."""
+    table: list[list[Any]] = []
+    ids: dict[tuple[str, ...], int] = {(): -1}
+
+    def path_id(path: tuple[str, ...]) -> int:
+        found = ids.get(path)
+        if found is None:
+            parent = path_id(path[:-1])
+            found = ids[path] = len(table)
+            table.append([parent, path[-1]])
+        return found
+
+    return {"paths": table, "blocks": [[b.kind, b.text, path_id(b.path)] for b in blocks]}

@@ -30,6 +30,7 @@ from tracker.extract import (
     blocks_to_json,
     extract,
 )
+from tracker.extract_limits import DEFAULT_LIMITS, Limits
 from tracker.models import Blob, Change, CheckState, Snapshot, Source, Version
 
 # Response headers worth keeping with a snapshot.
@@ -196,13 +197,15 @@ LOOK_UP: Any = object()
 
 
 def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: ChangeHook | None = None,
-                 state: CheckState | None = None, baseline_ref: tuple[int, str] | None = LOOK_UP) -> CheckOutcome:
+                 state: CheckState | None = None, baseline_ref: tuple[int, str] | None = LOOK_UP,
+                 limits: Limits = DEFAULT_LIMITS) -> CheckOutcome:
     """Record one fetch of a source: a new version and change when its text changed, else state only.
 
     A caller recording many sources at once may pass what it read for all of them in one query each,
     which spares two queries per source: state (its check state, already in this session) and
     baseline_ref (the id and text hash of its newest version, or None when it has none; only valid
-    until this call records a version).
+    until this call records a version). limits bound the extracted version (TRACKER_MAX_BLOCKS and
+    TRACKER_MAX_TEXT_BYTES): a page past them fails like any extraction error, the baseline kept.
     """
     if state is None:
         state = get_check_state(session=session, source_id=source.id)
@@ -229,7 +232,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
     rules = rules_for(source)
     content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
     try:
-        extracted = extract(fetch.body, rules, content_type=content_type)
+        extracted = extract(fetch.body, rules, content_type=content_type, limits=limits)
     except ExtractionError as exc:
         return _fail(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                      keep_body=True)
@@ -261,7 +264,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
     if baseline.rules_hash != rules.hash:
         # The rules changed since the baseline: re-extract its raw page with today's rules, so
         # that what the new rules alone changed is recorded as technical, never as policy.
-        rebased = _reextract(session=session, baseline=baseline, rules=rules)
+        rebased = _reextract(session=session, baseline=baseline, rules=rules, limits=limits)
         if rebased is not None:
             if blocks_hash(rebased) == text_hash:
                 technical = True
@@ -285,12 +288,12 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
                         sections=diff.sections, technical=technical)
 
 
-def _reextract(*, session: Session, baseline: Version, rules: Rules) -> list[Block] | None:
+def _reextract(*, session: Session, baseline: Version, rules: Rules, limits: Limits) -> list[Block] | None:
     snapshot = session.get(Snapshot, baseline.snapshot_id) if baseline.snapshot_id else None
     if snapshot is None or snapshot.content_sha256 is None:
         return None
     try:
         return extract(load_blob(session=session, sha256=snapshot.content_sha256), rules,
-                       content_type=snapshot.headers.get("content-type")).blocks
+                       content_type=snapshot.headers.get("content-type"), limits=limits).blocks
     except ExtractionError:
         return None

@@ -85,14 +85,18 @@ class Snapshot(SQLModel, table=True):
 
 
 class Version(SQLModel, table=True):
-    """Extracted policy text: normalised blocks with heading paths, and the rules that made them."""
+    """Extracted policy text: normalised blocks with heading paths, and the rules that made them.
+
+    blocks is tracker.extract.blocks_to_json's form: {"paths": [[parent, heading], ...],
+    "blocks": [[kind, text, path], ...]}, each heading path stored once (migration 0009).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(foreign_key="source.id", index=True)
     snapshot_id: int | None = Field(default=None, foreign_key="snapshot.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
     text_hash: str = Field(max_length=64, index=True)
-    blocks: list[dict[str, Any]] = _json([])
+    blocks: dict[str, Any] = _json({})
     block_count: int = 0
     rules: dict[str, Any] = _json({})
     rules_hash: str = Field(max_length=64)

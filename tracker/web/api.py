@@ -20,6 +20,7 @@ from tracker.public import audit_event_public, change_public, impact_public
 from tracker.statuses import STATUSES
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
+from tracker.web.diffview import page_of
 from tracker.workflow import WorkflowError, add_note, mark_change, mark_impact
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -127,15 +128,21 @@ def changes(user: CurrentUser, s: ReadSession, source: str = "", limit: int = 10
 
 
 @router.get("/changes/{change_id}")
-def change(change_id: int, user: CurrentUser, s: ReadSession) -> dict[str, Any]:
-    """A change with its diff (blocks with word runs, and as text) and its impacts."""
+def change(change_id: int, user: CurrentUser, s: ReadSession, page: int = 1) -> dict[str, Any]:
+    """A change with its diff (blocks with word runs, and as text) and its impacts.
+
+    The diff comes in pages of PAGE_CHANGES block changes: diff_pages says how many there are,
+    diff_next is the path of the next one (None on the last).
+    """
     found = s.get(Change, change_id)
     if found is None:
         raise HTTPException(404, f"no change {change_id}")
-    diff = Diff.from_json(found.diff)
+    shown, page, pages, first = page_of(Diff.from_json(found.diff), page)
     return change_public(found) | {
-        "diff": found.diff,
-        "diff_text": render_text(diff),
+        "diff": shown.to_json(),
+        "diff_text": render_text(shown),
+        "diff_page": page, "diff_pages": pages, "diff_first": first,
+        "diff_next": f"/api/changes/{change_id}?page={page + 1}" if page < pages else None,
         "impacts": [r.to_json() for r in q.impacts_of_change(s, change_id)],
     }
 

@@ -3,6 +3,10 @@
 A change stores only its changed blocks. For context the two versions are aligned again the same
 way the diff was made; the stored diff stays the authority: when re-aligning does not reproduce
 it exactly (a technical re-extraction, say) the page shows the stored blocks without context.
+
+One page shows at most PAGE_CHANGES block changes (a change of 2,000,000 blocks once made a 476 MB
+page): a larger change is shown in pages of that many, without the unchanged text around them, with
+links to the other pages; versions of more than CONTEXT_MAX_BLOCKS blocks are never re-aligned.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from tracker.models import Version
 
 # Unchanged blocks shown next to a change, on each side; the rest of a run is folded.
 CONTEXT = 1
+# Block changes on one change page; past it, pages (?page=N) of this many, without context.
+PAGE_CHANGES = 500
+# Versions larger than this are not re-aligned for context (the change page shows changed blocks only).
+CONTEXT_MAX_BLOCKS = 20_000
 
 
 @dataclass
@@ -72,6 +80,19 @@ class DiffView:
 
     parts: list[SectionView | UnchangedSections]
     with_context: bool
+    page: int = 1
+    pages: int = 1
+    total: int = 0  # block changes in the whole change
+    first: int = 0  # index of the first one shown
+    changes_shown: int = 0
+
+
+def page_of(diff: Diff, page: int) -> tuple[Diff, int, int, int]:
+    """The block changes one page shows: (those, page number, number of pages, index of the first)."""
+    pages = max(1, -(-len(diff.changes) // PAGE_CHANGES))
+    page = min(max(1, page), pages)
+    first = (page - 1) * PAGE_CHANGES
+    return Diff(diff.changes[first:first + PAGE_CHANGES]), page, pages, first
 
 
 def _aligned(old: list[Block], new: list[Block]) -> list[BlockChange | Block]:
@@ -91,8 +112,19 @@ def _section_of(item: BlockChange | Block) -> str:
     return item.section
 
 
-def build_view(diff: Diff, old: Version | None, new: Version | None) -> DiffView:
+def build_view(diff: Diff, old: Version | None, new: Version | None, *, page: int = 1) -> DiffView:
     """Sections in document order: changed ones with collapsed context, unchanged ones folded together."""
+    total = len(diff.changes)
+    shown, page, pages, first = page_of(diff, page)
+    if pages > 1 or any(v is not None and v.block_count > CONTEXT_MAX_BLOCKS for v in (old, new)):
+        old = new = None  # shown without context
+    view = _build(shown, old, new)
+    view.page, view.pages, view.total, view.first = page, pages, total, first
+    view.changes_shown = len(shown.changes)
+    return view
+
+
+def _build(diff: Diff, old: Version | None, new: Version | None) -> DiffView:
     stored = [c.to_json() for c in diff.changes]
     seq: list[BlockChange | Block] | None = None
     if old is not None and new is not None:

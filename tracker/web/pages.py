@@ -58,14 +58,16 @@ def changes(request: Request, user: CurrentUser, s: ReadSession, source: str = "
 
 
 @router.get("/changes/{change_id}")
-def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSession, view: str = "side") -> Response:
+def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSession, view: str = "side",
+                page: int = 1) -> Response:
     """A change: its section-by-section diff (side by side or inline) and the SOPs it touches."""
     change = s.get(Change, change_id)
     if change is None:
         raise Problem(404, f"no change #{change_id}: see the list of changes at /changes")
     source = s.get(Source, change.source_id)
     diff = Diff.from_json(change.diff)
-    dview = build_view(diff, s.get(Version, change.from_version_id), s.get(Version, change.to_version_id))
+    dview = build_view(diff, s.get(Version, change.from_version_id), s.get(Version, change.to_version_id),
+                       page=page)
     return render(
         request,
         "change.html",
