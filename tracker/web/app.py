@@ -39,11 +39,14 @@ def _problem_response(request: Request, status: int, message: str) -> Response:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The web UI and JSON API on the configured database (nothing connects until a request)."""
     settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
     web = WebContext(
         settings=settings,
-        engine=make_engine(settings.database_url),
+        engine=engine,
         env=make_env(),
-        limiter=LoginLimiter(max_failures=settings.web_login_max_failures, window=settings.web_login_window_seconds),
+        limiter=LoginLimiter(
+            engine=engine, max_failures=settings.web_login_max_failures, window=settings.web_login_window_seconds
+        ),
     )
 
     @asynccontextmanager
