@@ -6,24 +6,20 @@ Run on SQLite and PostgreSQL; the concurrency tests drive a real uvicorn server 
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from argon2 import PasswordHasher
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import tracker.users
+from tests.support.uvicorn_server import running
 from tests.support.web_seed import PASSWORD, USERS, Seeded, add_users, seed
 from tracker.config import Settings
 from tracker.db import make_engine, session_scope, utcnow
@@ -168,26 +164,6 @@ def test_the_session_migration_upgrades_and_downgrades(database_url: str) -> Non
 
 
 # --- the login limit --------------------------------------------------------------------------------
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """The app served by a real uvicorn server on a free port of 127.0.0.1, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            threading.Event().wait(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def parallel_logins(base: str, password: str, n: int) -> list[int]:

@@ -9,6 +9,8 @@ from typing import Any, Literal, cast
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_MAX_NOTE_CHARS = 10_000
+
 
 def _env_file() -> str | None:
     # TRACKER_SETTINGS_FILE points at a dotenv-style file; ./tracker.env is read when present.
@@ -43,6 +45,8 @@ class Settings(BaseSettings):
     # Workflow.
     default_review_days: int = Field(5, ge=0)
     default_schedule: str = "6h"
+    max_note_chars: int = Field(DEFAULT_MAX_NOTE_CHARS, ge=1, description="longest note or dismissal reason, "
+                                "in characters (web forms, JSON API and CLI)")
 
     # Digest and mail.
     base_url: str = "http://127.0.0.1:8000"

@@ -246,6 +246,7 @@ def render(request: Request, template: str, user: Viewer | None, *, status: int 
             flash=message,
             path=request.url.path,
             here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            max_note_chars=ctx(request).settings.max_note_chars,
             **context,
         )
     )
