@@ -196,8 +196,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(*, session: Session, user: User, hours: float) -> tuple[str, str]:
-    """A new session for a user who just logged in: (the id for the cookie, its CSRF token).
+def start_session(*, session: Session, user: User, hours: float) -> str:
+    """A new session, with a fresh CSRF token, for a user who just logged in: the id for the cookie.
 
     Expired sessions are deleted here, so the table holds only live ones.
     """
@@ -207,7 +207,7 @@ def start_session(*, session: Session, user: User, hours: float) -> tuple[str, s
     session.add(WebSession(id_hash=_token_hash(token), user_id=user.id or 0, csrf=csrf, created_at=now,
                            expires_at=now + timedelta(hours=hours)))
     session.flush()
-    return token, csrf
+    return token
 
 
 def session_user(*, session: Session, token: str) -> tuple[User, str] | None:

@@ -56,7 +56,7 @@ def login_form(request: Request, next: str = "/") -> Response:
 def _new_session(web: WebContext, user: User) -> str:
     """Start a session row for the user; the signed cookie value that names it."""
     with session_scope(web.engine) as s:
-        token, _csrf = start_session(session=s, user=user, hours=web.settings.web_session_hours)
+        token = start_session(session=s, user=user, hours=web.settings.web_session_hours)
     return web.signer("session").dumps({"s": token})
 
 
