@@ -53,12 +53,28 @@ def login(c: TestClient, role: str) -> dict[str, str]:
     return {"X-CSRF-Token": me["csrf_token"]}
 
 
-def test_openapi_is_served(api: TestClient) -> None:
+def test_openapi_and_docs_are_behind_login_under_the_csp_without_a_cdn(api: TestClient) -> None:
+    r = api.get("/openapi.json")
+    assert r.status_code == 401 and "not logged in" in r.json()["detail"]
+    r = api.get("/docs")
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fdocs"
+    for gone in ("/redoc", "/docs/oauth2-redirect"):
+        assert api.get(gone).status_code in (303, 404), gone
+    login(api, "viewer")
     schema = api.get("/openapi.json").json()
     for path in ("/api/impacts", "/api/impacts/{impact_id}", "/api/changes/{change_id}/mark", "/api/audit/verify",
                  "/api/sources", "/api/sops/{sop_id}"):
         assert path in schema["paths"], path
-    assert api.get("/docs").status_code == 200
+    assert not any(p == "/docs" or p.startswith(("/login", "/openapi")) for p in schema["paths"])
+    r = api.get("/docs")
+    assert r.status_code == 200 and r.headers["content-security-policy"].startswith("default-src 'self'")
+    page = r.text
+    # Every endpoint of the schema is listed, server-rendered: no script at all, nothing from another origin.
+    for path, item in schema["paths"].items():
+        for method in item:
+            assert f"<code>{method.upper()} {path}</code>" in page, (method, path)
+    assert "<script" not in page and "cdn" not in page.lower() and "https://" not in page
+    assert "X-CSRF-Token" in page and "<code>text</code>" in page  # the note body's field
 
 
 def test_reads(api: TestClient, seeded: Seeded) -> None:

@@ -20,6 +20,8 @@ ENV_PREFIX = "TRACKER_"
 # The database backends the tracker is built and tested for (URL scheme, before any "+driver").
 DATABASE_SCHEMES = ("sqlite", "postgresql")
 
+DEFAULT_MAX_NOTE_CHARS = 10_000
+
 
 class SettingsError(ValueError):
     """One or more settings are invalid; the message names each variable and what it must be."""
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
     # Workflow.
     default_review_days: int = Field(5, ge=0, description="days to act on an impact when an SOP does not say")
     default_schedule: str = Field("6h", description="schedule of a source that does not say")
+    max_note_chars: int = Field(DEFAULT_MAX_NOTE_CHARS, ge=1, description="longest note or dismissal reason, "
+                                "in characters, in the forms, the JSON API (413) and the CLI (exit 2)")
 
     # Digest and mail.
     base_url: str = Field("http://127.0.0.1:8000", description="where the web UI is, for links in digests "
@@ -118,7 +122,8 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(12.0, gt=0, description="how long a login lasts")
     web_login_max_failures: int = Field(5, ge=1, description="failed logins per client address and email "
                                         "within `TRACKER_WEB_LOGIN_WINDOW_SECONDS` before logins pause (HTTP 429)")
-    web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in")
+    web_login_window_seconds: int = Field(300, ge=1, description="the window failed logins are counted in "
+                                          "(in the database, shared by every server process)")
 
     @field_validator("timezone")
     @classmethod

@@ -1,22 +1,28 @@
-"""Web UI users: roles, argon2 password hashes, audited additions and role changes.
+"""Web UI users: roles, argon2 password hashes, audited additions and role changes, sessions.
+
+A session is a row keyed by the SHA-256 of a random id that only the user's (signed) cookie
+holds, so the server can end it: logout deletes the row, a password change or disabling the
+user deletes all of theirs, and every request looks the row up.
 
 Like every service here, functions take the caller's session and never commit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
-from tracker.models import User, WebSecret
+from tracker.models import User, WebSecret, WebSession
 
 ROLES = ("viewer", "editor", "admin")
 _RANK = {role: n for n, role in enumerate(ROLES)}
@@ -157,6 +163,7 @@ def set_password(*, session: Session, email: str, password: str, by: str = SYSTE
     user.password_hash, user.updated_at = hash_password(password), utcnow()
     session.add(user)
     session.flush()
+    end_sessions(session=session, user_id=user.id or 0)
     append_event(session=session, actor=by, action="user.password", entity_type="user", entity_id=user.email)
     return user
 
@@ -171,6 +178,8 @@ def set_enabled(*, session: Session, email: str, enabled: bool, by: str = SYSTEM
     user.enabled, user.updated_at = enabled, utcnow()
     session.add(user)
     session.flush()
+    if not enabled:
+        end_sessions(session=session, user_id=user.id or 0)
     append_event(
         session=session,
         actor=by,
@@ -181,3 +190,41 @@ def set_enabled(*, session: Session, email: str, enabled: bool, by: str = SYSTEM
         after={"enabled": enabled},
     )
     return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(*, session: Session, user: User, hours: float) -> str:
+    """A new session, with a fresh CSRF token, for a user who just logged in: the id for the cookie.
+
+    Expired sessions are deleted here, so the table holds only live ones.
+    """
+    now = utcnow()
+    session.exec(delete(WebSession).where(col(WebSession.expires_at) <= now))
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    session.add(WebSession(id_hash=_token_hash(token), user_id=user.id or 0, csrf=csrf, created_at=now,
+                           expires_at=now + timedelta(hours=hours)))
+    session.flush()
+    return token
+
+
+def session_user(*, session: Session, token: str) -> tuple[User, str] | None:
+    """The enabled user of a live session and its CSRF token, or None (ended, expired or unknown)."""
+    row = session.exec(
+        select(User, WebSession.csrf)
+        .join(WebSession, col(WebSession.user_id) == col(User.id))
+        .where(WebSession.id_hash == _token_hash(token), col(WebSession.expires_at) > utcnow(), col(User.enabled))
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def end_session(*, session: Session, token: str) -> None:
+    """End one session (logout): the cookie that holds it no longer logs anyone in."""
+    session.exec(delete(WebSession).where(col(WebSession.id_hash) == _token_hash(token)))
+
+
+def end_sessions(*, session: Session, user_id: int) -> None:
+    """End every session of a user (their password changed, or they were disabled)."""
+    session.exec(delete(WebSession).where(col(WebSession.user_id) == user_id))

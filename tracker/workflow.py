@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.audit import SYSTEM, append_event
+from tracker.config import DEFAULT_MAX_NOTE_CHARS
 from tracker.db import utcnow
 from tracker.models import Impact, ImpactNote
 from tracker.statuses import FINAL, STATUSES, TRANSITIONS
@@ -27,6 +28,21 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 class WorkflowError(ValueError):
     """An action on an impact was refused; the message says what and what is allowed."""
+
+
+class NoteTooLong(WorkflowError):
+    """A note or dismissal reason is longer than TRACKER_MAX_NOTE_CHARS (the API answers 413)."""
+
+    def __init__(self, what: str, length: int, limit: int) -> None:
+        super().__init__(f"{what}: the note is {length:,} characters; notes and dismissal reasons may be at most "
+                         f"{limit:,} (TRACKER_MAX_NOTE_CHARS): shorten it, or split it into several notes")
+        self.length, self.limit = length, limit
+
+
+def check_note(what: str, note: str | None, limit: int) -> None:
+    """Raise NoteTooLong when the note is over the limit: notes are kept forever, in the audit trail too."""
+    if note is not None and len(note) > limit:
+        raise NoteTooLong(what, len(note), limit)
 
 
 def allowed_next(status: str) -> tuple[str, ...]:
@@ -118,7 +134,8 @@ def _add_note(*, session: Session, impact: Impact, by: str, text: str, now: date
 
 
 def mark_impact(*, session: Session, impact_id: int, by: str, status: str | None = None,
-                note: str | None = None, assignee: str | None = None, due: date | None = None) -> Impact:
+                note: str | None = None, assignee: str | None = None, due: date | None = None,
+                max_note_chars: int = DEFAULT_MAX_NOTE_CHARS) -> Impact:
     """Change an impact's status, assignee and/or due date, with an optional note; one audit event each.
 
     assignee="" unassigns. A note given with a status is kept as the decision note on
@@ -126,6 +143,7 @@ def mark_impact(*, session: Session, impact_id: int, by: str, status: str | None
     """
     by = check_actor(by)
     note = note.strip() if note and note.strip() else None
+    check_note(f"impact {impact_id}", note, max_note_chars)
     if status is None and note is None and assignee is None and due is None:
         raise WorkflowError(f"impact {impact_id}: nothing to change (give a status, note, assignee or due date)")
     impact = _load(session, impact_id)
@@ -164,13 +182,14 @@ def mark_impact(*, session: Session, impact_id: int, by: str, status: str | None
 
 
 def mark_change(*, session: Session, change_id: int, by: str, status: str,
-                note: str | None = None) -> list[Impact]:
+                note: str | None = None, max_note_chars: int = DEFAULT_MAX_NOTE_CHARS) -> list[Impact]:
     """Move every impact of a change to `status` (those already there are left alone).
 
     All or nothing: when any impact cannot make the transition, nothing changes and the
     WorkflowError names each refused impact.
     """
     by = check_actor(by)
+    check_note(f"change {change_id}", note.strip() if note else None, max_note_chars)
     _lock(session, "change_id", change_id)
     impacts = list(session.exec(select(Impact).where(Impact.change_id == change_id).order_by(col(Impact.id))
                                 .with_for_update().execution_options(populate_existing=True)).all())
@@ -185,15 +204,18 @@ def mark_change(*, session: Session, change_id: int, by: str, status: str,
             refused.append(str(exc))
     if refused:
         raise WorkflowError(f"change {change_id}: nothing marked {status}, because\n  " + "\n  ".join(refused))
-    return [mark_impact(session=session, impact_id=i.id or 0, by=by, status=status, note=note) for i in todo]
+    return [mark_impact(session=session, impact_id=i.id or 0, by=by, status=status, note=note,
+                        max_note_chars=max_note_chars) for i in todo]
 
 
-def add_note(*, session: Session, impact_id: int, by: str, text: str) -> ImpactNote:
+def add_note(*, session: Session, impact_id: int, by: str, text: str,
+             max_note_chars: int = DEFAULT_MAX_NOTE_CHARS) -> ImpactNote:
     """Add a note to an impact (audited as impact.note)."""
     by = check_actor(by)
     text = (text or "").strip()
     if not text:
         raise WorkflowError(f"impact {impact_id}: a note needs some text")
+    check_note(f"impact {impact_id}", text, max_note_chars)
     impact = _load(session, impact_id)
     now = utcnow()
     note = _add_note(session=session, impact=impact, by=by, text=text, now=now)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.cli.app import app, emit_json, fail, iso, parse_since, session, settings
 from tracker.statuses import STATUSES
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _mark(impact_id: int, *, by: str, status: str | None = None, note: str | Non
     try:
         with session() as s:
             impact = mark_impact(session=s, impact_id=impact_id, by=by, status=status, note=note,
-                                 assignee=assignee, due=due)
+                                 assignee=assignee, due=due, max_note_chars=settings().max_note_chars)
     except WorkflowError as exc:
         fail(str(exc))
     typer.echo(f"impact #{impact.id} ({impact.sop_id}): {impact.status}, assignee {impact.assignee or '-'}, "
@@ -201,7 +201,8 @@ def impacts_note(impact_id: Annotated[int, typer.Argument(help="the impact id")]
 
     try:
         with session() as s:
-            note = add_note(session=s, impact_id=impact_id, by=by, text=text)
+            note = add_note(session=s, impact_id=impact_id, by=by, text=text,
+                            max_note_chars=settings().max_note_chars)
     except WorkflowError as exc:
         fail(str(exc))
     typer.echo(f"note #{note.id} added to impact #{impact_id}")
@@ -217,7 +218,8 @@ def impacts_mark_change(change_id: Annotated[int, typer.Argument(help="the chang
     _check_status(status)
     try:
         with session() as s:
-            done = mark_change(session=s, change_id=change_id, by=by, status=status, note=note)
+            done = mark_change(session=s, change_id=change_id, by=by, status=status, note=note,
+                               max_note_chars=settings().max_note_chars)
     except WorkflowError as exc:
         fail(str(exc))
     typer.echo(f"change #{change_id}: {len(done)} impact(s) marked {status}")

@@ -18,7 +18,7 @@ def serve(
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level"),
 ) -> None:
-    """Serve the web UI for program managers (and /api, with OpenAPI at /docs)."""
+    """Serve the web UI for program managers (and /api, listed at /docs after login)."""
     import uvicorn
 
     from tracker.web import create_app

@@ -5,8 +5,8 @@ from tracker.models.digest import Digest
 from tracker.models.lease import Lease, LeaseHeld, LeaseLost
 from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
-from tracker.models.users import User, WebSecret
+from tracker.models.users import LoginAttempt, User, WebSecret, WebSession
 
 __all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote",
-           "JobRun", "Lease", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
-           "Source", "Team", "User", "Version", "WebSecret"]
+           "JobRun", "Lease", "LoginAttempt", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
+           "Source", "Team", "User", "Version", "WebSecret", "WebSession"]

@@ -1,4 +1,4 @@
-"""People who use the web UI, with their roles, and the web UI's generated signing key."""
+"""People who use the web UI, their roles and sessions, login attempts, and the generated signing key."""
 
 from __future__ import annotations
 
@@ -32,3 +32,36 @@ class WebSecret(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=60)
     value: str
     created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class WebSession(SQLModel, table=True):
+    """One login: the signed cookie holds a random id, the database keeps only its SHA-256.
+
+    Deleting the row ends the session everywhere (logout, password change, disabling the user);
+    a copied cookie is worthless from then on. Someone reading the table cannot log in with it.
+    """
+
+    __tablename__ = "web_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Failed-or-pending logins of one client address and email in the current window.
+
+    Counted in the database, so every server process on one database shares the limit, and
+    rows whose window has passed are deleted, so the table holds only the current window's keys.
+    """
+
+    __tablename__ = "login_attempt"
+
+    address: str = Field(primary_key=True, max_length=64)
+    email: str = Field(primary_key=True, max_length=320)
+    attempts: int = 0
+    window_start: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))

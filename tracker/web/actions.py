@@ -44,6 +44,10 @@ def _do(request: Request, back: str, work: Callable[[Session], str]) -> Response
     return response
 
 
+def _limit(request: Request) -> int:
+    return ctx(request).settings.max_note_chars
+
+
 def _impact_back(impact_id: int, next_url: str) -> str:
     return safe_next(next_url, f"/impacts/{impact_id}")
 
@@ -60,7 +64,8 @@ def impact_status(
     """Move an impact to needs update, in progress, updated (or back to open)."""
 
     def work(s: Session) -> str:
-        mark_impact(session=s, impact_id=impact_id, by=user.email, status=status, note=note or None)
+        mark_impact(session=s, impact_id=impact_id, by=user.email, status=status, note=note or None,
+                    max_note_chars=_limit(request))
         return f"impact #{impact_id} marked {LABELS.get(status, status)}"
 
     return _do(request, _impact_back(impact_id, next), work)
@@ -77,7 +82,8 @@ def impact_dismiss(
     """Dismiss an impact: the change does not need the SOP updated; a reason is required."""
 
     def work(s: Session) -> str:
-        mark_impact(session=s, impact_id=impact_id, by=user.email, status="dismissed", note=reason or None)
+        mark_impact(session=s, impact_id=impact_id, by=user.email, status="dismissed", note=reason or None,
+                    max_note_chars=_limit(request))
         return f"impact #{impact_id} dismissed"
 
     return _do(request, _impact_back(impact_id, next), work)
@@ -132,7 +138,7 @@ def impact_note(
     """Add a note to an impact."""
 
     def work(s: Session) -> str:
-        add_note(session=s, impact_id=impact_id, by=user.email, text=text)
+        add_note(session=s, impact_id=impact_id, by=user.email, text=text, max_note_chars=_limit(request))
         return f"note added to impact #{impact_id}"
 
     return _do(request, _impact_back(impact_id, next), work)
@@ -150,7 +156,8 @@ def change_mark(
     """Mark every impact of a change at once (all or nothing)."""
 
     def work(s: Session) -> str:
-        done = mark_change(session=s, change_id=change_id, by=user.email, status=status, note=note or None)
+        done = mark_change(session=s, change_id=change_id, by=user.email, status=status, note=note or None,
+                           max_note_chars=_limit(request))
         if not done:
             return f"every impact of change #{change_id} was already {LABELS.get(status, status)}"
         return (

@@ -1,4 +1,4 @@
-"""The JSON API under /api: the same reads and actions as the pages (OpenAPI at /docs).
+"""The JSON API under /api: the same reads and actions as the pages (endpoints listed at /docs).
 
 Authentication is the session cookie from POST /login; every mutation also needs the session's
 CSRF token in the X-CSRF-Token header (GET /api/me returns it).
@@ -21,7 +21,7 @@ from tracker.statuses import STATUSES
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
 from tracker.web.diffview import page_of
-from tracker.workflow import WorkflowError, add_note, mark_change, mark_impact
+from tracker.workflow import NoteTooLong, WorkflowError, add_note, mark_change, mark_impact
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -48,9 +48,13 @@ class ChangeMark(BaseModel):
     note: str | None = None
 
 
-def _refused(exc: WorkflowError) -> HTTPException:
-    status = 404 if str(exc).startswith("no impact") else 409
+def _refused(exc: WorkflowError, *, missing: bool = False) -> HTTPException:
+    status = 413 if isinstance(exc, NoteTooLong) else 404 if missing or str(exc).startswith("no impact") else 409
     return HTTPException(status_code=status, detail=str(exc))
+
+
+def _note_limit(request: Request) -> int:
+    return ctx(request).settings.max_note_chars
 
 
 @router.get("/me")
@@ -96,6 +100,7 @@ def update_impact(request: Request, impact_id: int, body: ImpactUpdate, user: Ed
                 note=body.note,
                 assignee=body.assignee,
                 due=body.due,
+                max_note_chars=_note_limit(request),
             )
             result = impact_public(done)
     except WorkflowError as exc:
@@ -108,7 +113,8 @@ def post_note(request: Request, impact_id: int, body: NoteIn, user: EditorUser) 
     """Add a note to an impact."""
     try:
         with session_scope(ctx(request).engine) as s:
-            note = add_note(session=s, impact_id=impact_id, by=user.email, text=body.text)
+            note = add_note(session=s, impact_id=impact_id, by=user.email, text=body.text,
+                            max_note_chars=_note_limit(request))
             result = {
                 "id": note.id,
                 "impact_id": note.impact_id,
@@ -154,10 +160,11 @@ def mark(request: Request, change_id: int, body: ChangeMark, user: EditorUser) -
         with session_scope(ctx(request).engine) as s:
             done = [
                 impact_public(i)
-                for i in mark_change(session=s, change_id=change_id, by=user.email, status=body.status, note=body.note)
+                for i in mark_change(session=s, change_id=change_id, by=user.email, status=body.status,
+                                     note=body.note, max_note_chars=_note_limit(request))
             ]
     except WorkflowError as exc:
-        raise HTTPException(404 if "has no impacts" in str(exc) else 409, str(exc)) from None
+        raise _refused(exc, missing="has no impacts" in str(exc)) from None
     return done
 
 

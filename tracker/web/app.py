@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tracker.config import Settings, get_settings
 from tracker.db import make_engine
 from tracker.paths import templates_dir
+from tracker.web.bodylimit import BodyLimit, body_limit
 from tracker.web.context import LoginRequired, Problem, WebContext, make_env, optional_user, render
 from tracker.web.ratelimit import LoginLimiter
 
@@ -22,12 +23,10 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# FastAPI's interactive docs load Swagger UI from a CDN with inline script; they get no CSP.
-_NO_CSP = ("/docs", "/redoc")
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/api"
+    return request.url.path.startswith("/api/") or request.url.path in ("/api", "/openapi.json")
 
 
 def _problem_response(request: Request, status: int, message: str) -> Response:
@@ -39,11 +38,14 @@ def _problem_response(request: Request, status: int, message: str) -> Response:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The web UI and JSON API on the configured database (nothing connects until a request)."""
     settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
     web = WebContext(
         settings=settings,
-        engine=make_engine(settings.database_url),
+        engine=engine,
         env=make_env(),
-        limiter=LoginLimiter(max_failures=settings.web_login_max_failures, window=settings.web_login_window_seconds),
+        limiter=LoginLimiter(
+            engine=engine, max_failures=settings.web_login_max_failures, window=settings.web_login_window_seconds
+        ),
     )
 
     @asynccontextmanager
@@ -55,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Policy tracker",
         version="0.1.0",
         lifespan=lifespan,
+        # No Swagger UI or ReDoc (they load scripts from a CDN) and no open schema: tracker.web.apidocs
+        # serves /docs and /openapi.json behind login.
+        docs_url=None,
         redoc_url=None,
+        openapi_url=None,
         description="Policy changes, the SOPs they affect, the PM workflow and the audit trail. "
         "Log in at /login; mutations need the X-CSRF-Token header (see /api/me).",
     )
@@ -64,8 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        if not request.url.path.startswith(_NO_CSP):
-            response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -102,9 +107,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fields = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "request" for e in exc.errors())
         return _problem_response(request, 422, f"the form is incomplete or invalid ({fields}): go back and fix it")
 
-    from tracker.web import actions, api, auth, pages
+    async def too_large(request: Request, max_bytes: int) -> Response:
+        return _problem_response(
+            request,
+            413,
+            f"the request is over {max_bytes:,} bytes, more than a note of TRACKER_MAX_NOTE_CHARS="
+            f"{settings.max_note_chars:,} characters needs: shorten the note",
+        )
+
+    app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_note_chars), refuse=too_large)
+
+    from tracker.web import actions, api, apidocs, auth, pages
 
     app.include_router(auth.router)
+    app.include_router(apidocs.router)
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(api.router)

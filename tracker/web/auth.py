@@ -1,4 +1,5 @@
-"""Login and logout: argon2-checked passwords, a signed session cookie, rate-limited failures."""
+"""Login and logout: argon2-checked passwords, server-side sessions named by a signed cookie,
+attempts rate-limited in the database before any password is checked."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature
 
 from tracker.db import session_scope
-from tracker.users import authenticate, normalise_email
+from tracker.models import User
+from tracker.users import authenticate, end_session, normalise_email, start_session
 from tracker.web.context import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     CsrfUser,
+    WebContext,
     ctx,
-    new_session_cookie,
     optional_user,
     render,
     safe_next,
+    session_token,
     set_cookie,
     tokens_match,
 )
@@ -48,6 +51,13 @@ def login_form(request: Request, next: str = "/") -> Response:
     if optional_user(request) is not None:
         return RedirectResponse(next_url, status_code=303)
     return _login_page(request, next_url=next_url)
+
+
+def _new_session(web: WebContext, user: User) -> str:
+    """Start a session row for the user; the signed cookie value that names it."""
+    with session_scope(web.engine) as s:
+        token = start_session(session=s, user=user, hours=web.settings.web_session_hours)
+    return web.signer("session").dumps({"s": token})
 
 
 def _client(request: Request) -> str:
@@ -79,7 +89,7 @@ def login(
             error="the login form expired or its security token is missing: try again",
         )
     address = _client(request)
-    wait = web.limiter.retry_after(address, email)
+    wait = web.limiter.reserve(address, email)  # counted before the password is checked
     if wait > 0:
         minutes = max(1, math.ceil(wait / 60))
         log.warning("login for %s from %s refused: too many failures", email, address)
@@ -96,7 +106,6 @@ def login(
     with session_scope(web.engine) as s:
         user = authenticate(session=s, email=email, password=password)
     if user is None:
-        web.limiter.failed(address, email)
         log.warning("failed login for %s from %s", email, address)
         return _login_page(
             request,
@@ -111,7 +120,7 @@ def login(
         request,
         response,
         SESSION_COOKIE,
-        new_session_cookie(web, user),
+        _new_session(web, user),
         max_age=int(web.settings.web_session_hours * 3600),
     )
     response.delete_cookie(LOGIN_COOKIE, path="/")
@@ -129,7 +138,11 @@ def logout_form(request: Request) -> Response:
 
 @router.post("/logout", include_in_schema=False)
 def logout(request: Request, user: CsrfUser) -> Response:
-    """End the session."""
+    """End the session on the server (a saved copy of the cookie stops working) and drop the cookie."""
+    token = session_token(request)
+    if token is not None:
+        with session_scope(ctx(request).engine) as s:
+            end_session(session=s, token=token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,9 +19,8 @@ from sqlmodel import Session
 from tracker.config import Settings
 from tracker.db import session_scope
 from tracker.diffing import BlockChange
-from tracker.models import User
 from tracker.paths import templates_dir
-from tracker.users import role_allows, session_signing_key
+from tracker.users import role_allows, session_signing_key, session_user
 from tracker.web.diffview import ContextRun, UnchangedSections
 from tracker.web.ratelimit import LoginLimiter
 
@@ -132,18 +129,8 @@ class Viewer:
         return role_allows(self.role, "admin")
 
 
-def password_fingerprint(user: User) -> str:
-    """Part of the session: changes when the password does, so old sessions stop working."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
-def new_session_cookie(web: WebContext, user: User) -> str:
-    """A signed session value for a user who just logged in, with a fresh CSRF token."""
-    return web.signer("session").dumps({"u": user.id, "f": password_fingerprint(user), "c": secrets.token_urlsafe(24)})
-
-
-def optional_user(request: Request) -> Viewer | None:
-    """The logged-in user, or None when the session cookie is missing, stale or forged."""
+def session_token(request: Request) -> str | None:
+    """The session id in the request's signed cookie, or None when it is missing, expired or forged."""
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
@@ -152,13 +139,25 @@ def optional_user(request: Request) -> Viewer | None:
         data = web.signer("session").loads(raw, max_age=int(web.settings.web_session_hours * 3600))
     except BadSignature:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("u"), int):
+    token = data.get("s") if isinstance(data, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def optional_user(request: Request) -> Viewer | None:
+    """The logged-in user, or None when there is no live session (ended, expired, forged, user disabled).
+
+    The session row is looked up on every request, so logging out, a password change or
+    disabling the user takes effect on the next request of every copy of the cookie.
+    """
+    token = session_token(request)
+    if token is None:
         return None
-    with Session(web.engine) as s:
-        user = s.get(User, data["u"])
-    if user is None or not user.enabled or data.get("f") != password_fingerprint(user):
+    with Session(ctx(request).engine) as s:
+        found = session_user(session=s, token=token)
+    if found is None:
         return None
-    return Viewer(id=user.id or 0, email=user.email, role=user.role, csrf=str(data.get("c", "")))
+    user, csrf = found
+    return Viewer(id=user.id or 0, email=user.email, role=user.role, csrf=csrf)
 
 
 def current_user(request: Request) -> Viewer:
@@ -247,6 +246,7 @@ def render(request: Request, template: str, user: Viewer | None, *, status: int 
             flash=message,
             path=request.url.path,
             here=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            max_note_chars=ctx(request).settings.max_note_chars,
             **context,
         )
     )

@@ -1,49 +1,68 @@
-"""Login rate limiting: failures counted per client address and email in a sliding window."""
+"""Login rate limiting: attempts per client address and email, counted in the database.
+
+An attempt is counted *before* its password is checked, in one atomic upsert that returns the
+new count, so parallel requests cannot all slip under the limit: of 30 simultaneous wrong
+passwords only the first `max_failures` are checked, the rest are refused unseen. A login that
+succeeds clears its count, so what accumulates is failures. The count lives in the database:
+every server process on one database shares it, a restart forgets nothing, and rows whose
+window has passed are deleted on the next attempt, so the table only holds the current window.
+
+The window is fixed: it starts at the first counted attempt and, once the limit is reached,
+the address may try that email again when the window ends (Retry-After says when).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from tracker.db import UTCDateTime, utcnow
+from tracker.models import LoginAttempt
+
+_TABLE: sa.Table = LoginAttempt.__table__  # type: ignore[attr-defined]
+MAX_ADDRESS, MAX_EMAIL = 64, 320
 
 
 class LoginLimiter:
-    """At most `max_failures` failed logins per (address, email) within `window` seconds.
+    """At most `max_failures` failed logins per (address, email) within `window` seconds."""
 
-    Kept in the server's memory: one `tracker serve` process is one limiter (a restart forgets).
-    """
-
-    def __init__(self, *, max_failures: int, window: float) -> None:
+    def __init__(self, *, engine: Engine, max_failures: int, window: float) -> None:
+        self.engine = engine
         self.max_failures = max_failures
         self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def retry_after(self, address: str, email: str, *, now: float | None = None) -> float:
-        """Seconds until this address may try this email again (0: it may now)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            times = self._recent((address, email), now)
-            if len(times) < self.max_failures:
-                return 0.0
-            return max(0.0, times[0] + self.window - now)
-
-    def failed(self, address: str, email: str, *, now: float | None = None) -> None:
-        """Count one failed login."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._recent((address, email), now).append(now)
-            if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-                for key in [k for k, v in self._failures.items() if not v][:5_000]:
-                    del self._failures[key]
+    def reserve(self, address: str, email: str, *, now: datetime | None = None) -> float:
+        """Count one attempt before checking its password: seconds to wait when over the limit, else 0."""
+        now = now or utcnow()
+        cutoff = now - timedelta(seconds=self.window)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(_TABLE).where(_TABLE.c.window_start <= cutoff))
+            attempts, start = conn.execute(self._count(address, email, now=now, cutoff=cutoff)).one()
+        if attempts <= self.max_failures:
+            return 0.0
+        ends: datetime = start + timedelta(seconds=self.window)
+        return max(1.0, (ends - now).total_seconds())
 
     def succeeded(self, address: str, email: str) -> None:
-        """Forget the failures of an address and email that just logged in."""
-        with self._lock:
-            self._failures.pop((address, email), None)
+        """Forget the attempts of an address and email that just logged in."""
+        address, email = address[:MAX_ADDRESS], email[:MAX_EMAIL]
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(_TABLE).where(_TABLE.c.address == address, _TABLE.c.email == email))
+
+    def _count(self, address: str, email: str, *, now: datetime, cutoff: datetime) -> Any:
+        """INSERT … ON CONFLICT DO UPDATE … RETURNING: one statement, so concurrent attempts queue on the row."""
+        insert: Any = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(_TABLE).values(address=address[:MAX_ADDRESS], email=email[:MAX_EMAIL], attempts=1,
+                                     window_start=now)
+        stale = _TABLE.c.window_start <= cutoff
+        return stmt.on_conflict_do_update(
+            index_elements=[_TABLE.c.address, _TABLE.c.email],
+            set_={
+                "attempts": sa.case((stale, 1), else_=_TABLE.c.attempts + 1),
+                "window_start": sa.case((stale, sa.literal(now, UTCDateTime())), else_=_TABLE.c.window_start),
+            },
+        ).returning(_TABLE.c.attempts, _TABLE.c.window_start)
