@@ -43,6 +43,7 @@ class SourceRequest:
     timeout: float | None = None
     slot: str | None = None
     obey_robots: bool = True
+    link_select: str | None = None  # kind pdf: the link to follow on the page at url
 
 
 class SourceSpider(scrapy.Spider):

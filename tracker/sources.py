@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, select
 
 from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
-from tracker.extract import validate_selector
+from tracker.check.kinds import EXTRACTORS, rule_problems
 from tracker.models import CheckState, Source
 from tracker.schedules import parse_schedule
 from tracker.yamlfile import RegistryError, load_yaml, validate_entries
 
-# Source kinds a spider exists for; a kind named here must have a spider in spiders/.
-SOURCE_KINDS = ("html",)
+# Source kinds, from the one table of kinds (tracker.check.kinds); each must have a spider in spiders/.
+SOURCE_KINDS = tuple(EXTRACTORS)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Fields whose change means the stored versions were extracted under other rules.
 RULE_FIELDS = ("select", "remove")
@@ -52,6 +52,8 @@ class SourceSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     options: SourceOptions = Field(default_factory=lambda: SourceOptions())
     enabled: bool = True
+    # kind pdf: the CSS selector of the link to the current PDF on the page at `url`.
+    link_select: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -75,13 +77,17 @@ class SourceSpec(BaseModel):
             raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(SOURCE_KINDS)}")
         return v
 
-    @field_validator("select", "remove")
+    @field_validator("select", "remove", mode="before")
     @classmethod
-    def _selectors(cls, v: list[str]) -> list[str]:
-        for sel in v:
-            if (why := validate_selector(sel)) is not None:
-                raise ValueError(f"invalid CSS selector {sel!r}: {why}")
-        return v
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _rules_fit_kind(self) -> SourceSpec:
+        problems = rule_problems(self.kind, select=self.select, remove=self.remove, link_select=self.link_select)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -129,8 +135,15 @@ def load_sources_file(path: str | Path) -> list[SourceSpec]:
 def _fields(spec: SourceSpec) -> dict[str, Any]:
     return {"name": spec.name, "url": spec.url, "kind": spec.kind, "select": list(spec.select),
             "remove": list(spec.remove), "schedule": spec.schedule, "tags": list(spec.tags),
-            "options": spec.options.model_dump(exclude_none=True, exclude_defaults=True),
-            "enabled": spec.enabled}
+            "options": _options(spec), "enabled": spec.enabled}
+
+
+def _options(spec: SourceSpec) -> dict[str, Any]:
+    """The Source row's options: the declared overrides, and link_select when there is one."""
+    options = spec.options.model_dump(exclude_none=True, exclude_defaults=True)
+    if spec.link_select is not None:
+        options["link_select"] = spec.link_select
+    return options
 
 
 def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYSTEM) -> SyncReport:
@@ -156,7 +169,9 @@ def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYST
         row.updated_at = now
         if "url" in changes:
             row.final_url = None
-        if any(k in changes for k in (*RULE_FIELDS, "url")):
+        link_moved = "options" in changes and (
+            (changes["options"][0] or {}).get("link_select") != (changes["options"][1] or {}).get("link_select"))
+        if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
             # Validators belong to the old URL or rules: fetch the page in full next time.
             state = session.get(CheckState, spec.id)
             if state is not None:
