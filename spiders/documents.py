@@ -56,7 +56,7 @@ class PdfSpider(SourceSpider):
                               "the index page changed; update the source's link_select")
             return
         headers = {k: v for k, v in meta.get("validators", {}).items() if v}
-        keep = {k: meta[k] for k in ("source_id", "source_url", "download_timeout", "download_slot",
+        keep: dict[str, Any] = {k: meta[k] for k in ("source_id", "source_url", "download_timeout", "download_slot",
                                      "dont_obey_robotstxt") if k in meta}
         yield scrapy.Request(response.urljoin(href), headers=headers,
                              meta={**keep, "handle_httpstatus_list": [304]},

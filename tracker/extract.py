@@ -512,7 +512,7 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str) -> list[B
 
 _new_object = object.__new__
 _set_kind, _set_text, _set_path = Block.kind.__set__, Block.text.__set__, Block.path.__set__  # type: ignore[attr-defined,misc]
-_set_page = Block.page.__set__  # type: ignore[attr-defined]
+_set_page = Block.page.__set__  # type: ignore[misc,union-attr]
 
 
 def _block(kind: str, text: str, path: tuple[str, ...]) -> Block:

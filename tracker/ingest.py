@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from tracker.db import utcnow
 from tracker.check.kinds import extract_kind
+from tracker.db import utcnow
 from tracker.diffing import diff_blocks
 from tracker.extract import (
     Block,

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlmodel import Session, select
 
 from tracker.audit import SYSTEM, append_event
-from tracker.db import utcnow
 from tracker.check.kinds import EXTRACTORS, rule_problems
+from tracker.db import utcnow
 from tracker.models import CheckState, Source
 from tracker.schedules import parse_schedule
 from tracker.yamlfile import RegistryError, load_yaml, validate_entries

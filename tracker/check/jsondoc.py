@@ -15,10 +15,10 @@ from typing import Any
 
 from tracker.extract import (
     Block,
-    ExtractionError,
     Extracted,
-    NotText,
+    ExtractionError,
     NoText,
+    NotText,
     Rules,
     SelectorNoMatch,
     decode,
@@ -54,13 +54,13 @@ def extract_json(body: bytes, rules: Rules, content_type: str | None = None) -> 
     except ValueError as exc:
         raise NotText(f"the response is not JSON ({exc})"[:300]) from None
     blocks: list[Block] = []
-    selections = [(expr, *_select(data, expr)) for expr in rules.select] if rules.select else [("", data, ())]
-    for expr, value, prefix in selections:
+    selections = [_select(data, expr) for expr in rules.select] if rules.select else [(data, ())]
+    for value, prefix in selections:
         if value is None or value == [] or value == {}:
             continue
         _walk(value, prefix, blocks)
     if not blocks:
-        if rules.select and all(v is None or v == [] or v == {} for _, v, _ in selections):
+        if rules.select and all(v is None or v == [] or v == {} for v, _ in selections):
             raise SelectorNoMatch(
                 "select expression" + ("s " if len(rules.select) > 1 else " ")
                 + ", ".join(repr(s) for s in rules.select) + " selected nothing in the JSON document")

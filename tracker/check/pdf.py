@@ -17,9 +17,14 @@ import io
 import re
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tracker.extract import Block, EmptyPage, ExtractionError, Extracted, NotText, NoText, Rules, normalise_text
+from tracker.extract import Block, EmptyPage, Extracted, ExtractionError, NoText, NotText, Rules, normalise_text
+
+if TYPE_CHECKING:
+    from pdfminer.pdfpage import PDFPage
 
 # Bounds on the work one PDF may cost (a hostile or broken file must fail, never stall a crawl).
 MAX_PAGES = 1000
@@ -69,12 +74,12 @@ def extract_pdf(body: bytes, rules: Rules, content_type: str | None = None) -> E
 
 def _read_lines(body: bytes) -> tuple[list[Line], int]:
     """Every text line of the document, page by page, within the bounds."""
+    from pdfminer.converter import PDFPageAggregator
     from pdfminer.layout import LAParams, LTChar, LTTextBox, LTTextLine
     from pdfminer.pdfdocument import PDFDocument, PDFPasswordIncorrect
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
     from pdfminer.pdfparser import PDFParser
-    from pdfminer.converter import PDFPageAggregator
 
     started = time.monotonic()
     try:
@@ -122,10 +127,10 @@ def _read_lines(body: bytes) -> tuple[list[Line], int]:
     return lines, len(page_list)
 
 
-def _pages(pages: object) -> list[object]:
+def _pages(pages: Iterable[PDFPage]) -> list[PDFPage]:
     """The document's pages, refused beyond MAX_PAGES before any is read."""
     out = []
-    for page in pages:  # type: ignore[attr-defined]
+    for page in pages:
         out.append(page)
         if len(out) > MAX_PAGES:
             raise ExtractionError(f"the PDF has more than {MAX_PAGES} pages (tracker.check.pdf.MAX_PAGES): "
