@@ -65,6 +65,8 @@ def extract_pdf(body: bytes, rules: Rules, content_type: str | None = None) -> E
                           "set `link_select` to the CSS selector of that link")
         raise NotText("the response is not a PDF (it does not start with %PDF-)")
     lines, pages = _read_lines(body)
+    if pages == 0:
+        raise NotText("the PDF is broken: it has no pages")
     kept = _drop_running(lines, pages)
     if not any(line.text.strip() for line in kept):
         raise NoText(f"the PDF has no text layer ({pages} page{'s' if pages != 1 else ''} of images or "
