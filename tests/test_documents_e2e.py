@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import FIXTURES, run_tracker
+from tests.conftest import FIXTURES, PolicySite, run_tracker
 from tests.support.make_doc_fixtures import DOC, excerpt, policy_json
-from tests.test_crawl_e2e import changes, crawl, fixed, rows, sources
+from tests.test_crawl_e2e import REDDIT, REDDIT_2_3, X_2_3, X, changes, crawl, fixed, rows, sources
 
 DOCS = FIXTURES / "docs"
 PDF = {v: (DOCS / f"x-privacy-policy-{v}.pdf").read_bytes() for v in ("v2", "v2-reprint", "v3")}
@@ -223,3 +223,47 @@ def test_sync_refuses_an_invalid_jmespath_with_its_line_and_id(sqlite_url: str, 
     assert "line 6 (source bad-json)" in out.stdout + out.stderr
     assert "invalid JMESPath expression 'policy[?'" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_document_of_several_pages_is_one_version_and_one_failing_page_fails_it(
+        db_url: str, policy_site: PolicySite, tmp_path: Path) -> None:
+    site = policy_site
+    entry = {"id": "two-pages", "name": "Reddit and X together", "urls": [site.url(REDDIT), site.url(X)],
+             "select": ["article.policy"], "remove": [".cookie-banner", "nav"]}
+    sync(db_url, tmp_path / "sources.yaml", [entry])
+    site.set(REDDIT, 2)
+    site.set(X, 2)
+    fixed(crawl(db_url), new=1)
+    first = sources(db_url)["two-pages"]
+    assert first["url"] == site.url(REDDIT) and first["options"]["urls"] == [site.url(REDDIT), site.url(X)]
+    fixed(crawl(db_url), unchanged=1)  # the pages' noise is no change
+
+    site.next(REDDIT)
+    fixed(crawl(db_url), changed=1)
+    (change,) = changes(db_url)
+    assert change["sections"] == REDDIT_2_3  # the first page's change; the second page is unchanged
+
+    site.next(X)
+    site.mode(X, "500")
+    fixed(crawl(db_url, expect=3), failed=1)
+    failing = sources(db_url)["two-pages"]
+    assert "HTTP 500" in failing["last_error"] and site.url(X) in failing["last_error"]
+    assert rows(db_url, "version", source_id="two-pages") == 2
+    site.mode(X, "ok")
+    fixed(crawl(db_url), changed=1)
+    assert sorted(changes(db_url)[0]["sections"]) == sorted(X_2_3)
+
+
+def test_urls_is_refused_with_url_or_with_one_page(sqlite_url: str, tmp_path: Path) -> None:
+    from tracker.db import upgrade
+
+    upgrade(sqlite_url)
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources:\n  - id: both\n    name: both\n    url: https://example.org/a\n"
+                    "    urls: [https://example.org/a, https://example.org/b]\n"
+                    "  - id: one\n    name: one\n    urls: [https://example.org/a]\n")
+    out = run_tracker(sqlite_url, "sources", "sync", str(path))
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "(source both): give `url` (one page) or `urls` (several pages), not both" in text
+    assert "(source one): urls: must list two or more pages" in text

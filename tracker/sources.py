@@ -54,6 +54,21 @@ class SourceSpec(BaseModel):
     enabled: bool = True
     # kind pdf: the CSS selector of the link to the current PDF on the page at `url`.
     link_select: str | None = None
+    # A document of several pages, fetched together and combined in order (instead of `url`,
+    # which then holds the first page).
+    urls: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_or_urls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "urls" in data:
+            if "url" in data:
+                raise ValueError("give `url` (one page) or `urls` (several pages), not both")
+            urls = data["urls"]
+            if not isinstance(urls, list) or len(urls) < 2:
+                raise ValueError("urls: must list two or more pages (use `url` for one)")
+            data = {**data, "url": urls[0]}
+        return data
 
     @field_validator("id")
     @classmethod
@@ -65,10 +80,12 @@ class SourceSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        u = urlparse(v)
-        if u.scheme not in ("http", "https") or not u.netloc:
-            raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
-        return v
+        return _http_url(v)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        return [_http_url(u) for u in v]
 
     @field_validator("kind")
     @classmethod
@@ -85,6 +102,8 @@ class SourceSpec(BaseModel):
     @model_validator(mode="after")
     def _rules_fit_kind(self) -> SourceSpec:
         problems = rule_problems(self.kind, select=self.select, remove=self.remove, link_select=self.link_select)
+        if self.urls and self.link_select is not None:
+            problems.append("link_select: cannot be combined with urls (one index page, one PDF)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -95,6 +114,13 @@ class SourceSpec(BaseModel):
         if v is not None:
             parse_schedule(v)
         return v
+
+
+def _http_url(v: str) -> str:
+    u = urlparse(v)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
+    return v
 
 
 @dataclass
@@ -143,6 +169,8 @@ def _options(spec: SourceSpec) -> dict[str, Any]:
     options = spec.options.model_dump(exclude_none=True, exclude_defaults=True)
     if spec.link_select is not None:
         options["link_select"] = spec.link_select
+    if spec.urls:
+        options["urls"] = list(spec.urls)
     return options
 
 
@@ -169,8 +197,8 @@ def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYST
         row.updated_at = now
         if "url" in changes:
             row.final_url = None
-        link_moved = "options" in changes and (
-            (changes["options"][0] or {}).get("link_select") != (changes["options"][1] or {}).get("link_select"))
+        before, after = changes.get("options", ({}, {}))
+        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls"))
         if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
             # Validators belong to the old URL or rules: fetch the page in full next time.
             state = session.get(CheckState, spec.id)

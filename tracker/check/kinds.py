@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tracker.check.jsondoc import extract_json, validate_jmespath
+from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
 from tracker.extract import Extracted, Rules, extract, validate_selector
 
@@ -24,8 +25,11 @@ EXTRACTORS: dict[str, Extractor] = {"html": _extract_html, "pdf": extract_pdf, "
 
 
 def extract_kind(body: bytes, rules: Rules, content_type: str | None = None) -> Extracted:
-    """Extract a fetched body with the extractor of its rules' kind."""
-    return EXTRACTORS[rules.kind](body, rules, content_type)
+    """Extract a fetched body with the extractor of its rules' kind (each page of a document of several)."""
+    extractor = EXTRACTORS[rules.kind]
+    if content_type == PARTS_TYPE:
+        return extract_parts(body, rules, extractor)
+    return extractor(body, rules, content_type)
 
 
 def _css(field: str, values: list[str]) -> list[str]:
