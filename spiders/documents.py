@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urljoin, urlparse
 
 import scrapy
 from scrapy.http import Response
@@ -20,6 +21,17 @@ from tracker.db import utcnow
 from tracker.ingest import Fetch
 
 _VALIDATORS = ("If-None-Match", "If-Modified-Since")
+
+
+def link_target(page_url: str, href: str) -> str | None:
+    """The absolute URL a link on an index page leads to, or None unless it is http(s).
+
+    The index page is hostile input: a link to file:, data: or ftp: would make the crawler read what
+    it must not (Scrapy has handlers for those schemes).
+    """
+    target = urljoin(page_url, href.strip())
+    parts = urlparse(target)
+    return target if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 class JsonSpider(SourceSpider):
@@ -55,10 +67,17 @@ class PdfSpider(SourceSpider):
                         error=f"link_select {meta['link_select']!r} found no link on {response.url}: "
                               "the index page changed; update the source's link_select")
             return
+        target = link_target(response.url, href)
+        if target is None:
+            yield Fetch(source_id=meta["source_id"], url=meta["source_url"], status=response.status,
+                        final_url=response.url, fetched_at=utcnow(),
+                        error=f"link_select {meta['link_select']!r} on {response.url} leads to {href[:200]!r}, "
+                              "not an http(s) URL: the tracker follows only web links")
+            return
         headers = {k: v for k, v in meta.get("validators", {}).items() if v}
         keep: dict[str, Any] = {k: meta[k] for k in ("source_id", "source_url", "download_timeout", "download_slot",
                                      "dont_obey_robotstxt") if k in meta}
-        yield scrapy.Request(response.urljoin(href), headers=headers,
+        yield scrapy.Request(target, headers=headers,
                              meta={**keep, "handle_httpstatus_list": [304]},
                              callback=self.parse_source, errback=self.source_failed, dont_filter=True)
 

@@ -179,3 +179,30 @@ def test_every_kind_has_an_extractor_and_a_spider() -> None:
     from spiders import SPIDERS
 
     assert set(SOURCE_KINDS) == set(EXTRACTORS) == set(SPIDERS) == {"html", "pdf", "json"}
+
+
+def test_an_index_page_link_is_followed_only_to_the_web() -> None:
+    from spiders.documents import link_target
+
+    base = "https://regulator.example/codes/"
+    assert link_target(base, "files/code-2024.pdf") == "https://regulator.example/codes/files/code-2024.pdf"
+    assert link_target(base, "//cdn.example/c.pdf") == "https://cdn.example/c.pdf"
+    for hostile in ("file:///etc/passwd", "data:application/pdf;base64,JVBERi0=", "ftp://x/c.pdf",
+                    "javascript:alert(1)"):
+        assert link_target(base, hostile) is None
+
+
+def test_each_page_of_a_document_of_several_is_extracted_and_a_failing_one_is_named() -> None:
+    from tracker.check.kinds import extract_kind
+    from tracker.check.parts import PARTS_TYPE, Part, encode_parts
+
+    page = b"<html><body><h1>%s</h1><p>Text of %s.</p></body></html>"
+    body = encode_parts([Part("https://a.example/1", "text/html", page % (b"One", b"one")),
+                         Part("https://a.example/2", "text/html", page % (b"Two", b"two"))])
+    blocks = extract_kind(body, Rules(), PARTS_TYPE).blocks
+    assert [(b.section, b.text) for b in blocks] == [("One", "One"), ("One", "Text of one."),
+                                                     ("Two", "Two"), ("Two", "Text of two.")]
+    broken = encode_parts([Part("https://a.example/1", "text/html", page % (b"One", b"one")),
+                           Part("https://a.example/2", "text/html", b"")])
+    with pytest.raises(ExtractionError, match=r"^page 2 \(https://a.example/2\): the response was empty"):
+        extract_kind(broken, Rules(), PARTS_TYPE)
