@@ -7,6 +7,7 @@ name are computed here from the versions' markdown, independently of the extract
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -28,11 +29,16 @@ JSON = {v: json.loads((DOCS / f"x-privacy-policy-{v}.json").read_text()) for v i
 
 
 class DocServer:
-    """A local server whose routes tests set: path -> (status, content type, body). No validators."""
+    """A local server whose routes tests set: path -> (status, content type, body).
+
+    PDFs carry an ETag (their hash) and are answered 304 when it matches; which paths were asked
+    conditionally is noted in `conditional`.
+    """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, str, bytes]] = {}
-        routes = self.routes
+        self.conditional: list[str] = []
+        routes, conditional = self.routes, self.conditional
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -40,7 +46,16 @@ class DocServer:
 
             def do_GET(self) -> None:
                 status, ctype, body = routes.get(self.path, (404, "text/plain", b"not found"))
+                etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"' if ctype == "application/pdf" else None
+                if self.headers.get("If-None-Match"):
+                    conditional.append(self.path)
+                if etag and status == 200 and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
                 self.send_response(status)
+                if etag:
+                    self.send_header("ETag", etag)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -137,6 +152,10 @@ def test_pdf_sources_versions_reprints_changes_and_faults(db_url: str, docs: Doc
     assert {s["kind"] for s in listed.values()} == {"pdf"}
     text = run_tracker(db_url, "sources", "list").stdout
     assert all(f"{sid:40} pdf " in text for sid in listed)
+
+    # Nothing moved: the PDFs answer 304 to the validators, which went to the PDF, not the index page.
+    fixed(crawl(db_url, "x-pdf", "x-pdf-linked"), not_modified=2)
+    assert sorted(docs.conditional) == ["/files/x-2023-09.pdf", "/x.pdf"]
 
     # The same version printed again (new creation date and file ID): nothing to record.
     assert PDF["v2-reprint"] != PDF["v2"]
