@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from spiders.documents import JsonSpider, PdfSpider
 from spiders.html import HtmlSpider
 
-SPIDERS = {"html": HtmlSpider}
+SPIDERS = {"html": HtmlSpider, "pdf": PdfSpider, "json": JsonSpider}
 
-__all__ = ["SPIDERS", "HtmlSpider"]
+__all__ = ["SPIDERS", "HtmlSpider", "JsonSpider", "PdfSpider"]

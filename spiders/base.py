@@ -19,6 +19,7 @@ from twisted.internet.error import (
 )
 from twisted.python.failure import Failure
 
+from tracker.check.parts import PARTS_TYPE, Part, encode_parts
 from tracker.db import utcnow
 from tracker.ingest import Fetch
 
@@ -38,6 +39,11 @@ _REFUSED = (ConnectionRefusedError, *(
     if hasattr(scrapy.exceptions, "DownloadConnectionRefusedError") else []))
 
 
+# Request meta Scrapy keeps for one request (retries, redirects): not carried over to the next page.
+_PER_REQUEST = frozenset({"retry_times", "redirect_times", "redirect_urls", "redirect_ttl", "download_latency",
+                          "depth", "download_slot_request"})
+
+
 @dataclass
 class SourceRequest:
     """What a spider needs to know about a source to fetch it."""
@@ -50,6 +56,8 @@ class SourceRequest:
     timeout: float | None = None
     slot: str | None = None
     obey_robots: bool = True
+    link_select: str | None = None  # kind pdf: the link to follow on the page at url
+    urls: list[str] = field(default_factory=list)  # a document of several pages (url is the first)
 
 
 class SourceSpider(scrapy.Spider):
@@ -64,12 +72,17 @@ class SourceSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for src in self.sources:
             headers = dict(src.headers)
-            if src.etag:
+            several = len(src.urls) > 1
+            if src.etag and not several:
                 headers["If-None-Match"] = src.etag
-            if src.last_modified:
+            if src.last_modified and not several:
                 headers["If-Modified-Since"] = src.last_modified
             meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
                                     "handle_httpstatus_list": [304]}
+            if several:
+                # Several pages: fetched one after the other in full (validators would only be the
+                # last page's), then recorded as one document.
+                meta.update(parts=[], parts_todo=src.urls[1:], handle_httpstatus_list=[])
             if src.timeout:
                 meta["download_timeout"] = src.timeout
             if src.slot:
@@ -80,7 +93,22 @@ class SourceSpider(scrapy.Spider):
                                  errback=self.source_failed, dont_filter=True)
 
     def parse_source(self, response: Response) -> Any:
-        yield self.fetch_from(response)
+        meta = response.meta
+        if "parts" not in meta:
+            yield self.fetch_from(response)
+            return
+        ctype = response.headers.get("Content-Type")
+        parts = [*meta["parts"], Part(response.url, ctype.decode("latin-1") if ctype else None, response.body)]
+        todo = meta["parts_todo"]
+        if todo:
+            yield scrapy.Request(todo[0], headers=response.request.headers if response.request else None,
+                                 meta={**{k: v for k, v in meta.items() if k not in _PER_REQUEST},
+                                       "parts": parts, "parts_todo": todo[1:]},
+                                 callback=self.parse_source, errback=self.source_failed, dont_filter=True)
+            return
+        yield Fetch(source_id=meta["source_id"], url=meta["source_url"], status=200,
+                    headers={"Content-Type": PARTS_TYPE}, body=encode_parts(parts), final_url=meta["source_url"],
+                    fetched_at=utcnow())
 
     def fetch_from(self, response: Response, error: str | None = None) -> Fetch:
         meta = response.request.meta if response.request is not None else response.meta

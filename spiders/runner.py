@@ -93,6 +93,7 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             last_modified=state.last_modified if state and has_baseline else None,
             headers=headers, timeout=opts.get("timeout"), slot=host,
             obey_robots=bool(opts.get("obey_robots", obey_robots)),
+            link_select=opts.get("link_select"), urls=list(opts.get("urls", [])),
         ))
     return by_kind, slots
 

@@ -167,3 +167,22 @@ def test_the_quick_control_check_looks_for_exactly_the_stripped_characters() -> 
 
     assert set(_CONTROL_CHARS) == {chr(i) for i in range(0x3000) if _CONTROLS.match(chr(i))}
     assert set(_ASCII_CONTROL_CHARS) == {c for c in _CONTROL_CHARS if c.isascii()}
+
+
+def test_every_kind_is_held_to_the_block_and_text_limits() -> None:
+    """json and pdf bound their own work; the block and text limits still apply to what they make."""
+    import json
+
+    import pytest
+
+    from tracker.check.kinds import extract_kind
+    from tracker.extract import OverLimit, Rules
+    from tracker.extract_limits import Limits
+
+    body = json.dumps({"items": [f"value {i}" for i in range(50)]}).encode()
+    rules = Rules(select=("items",), remove=(), kind="json")
+    assert len(extract_kind(body, rules, "application/json").blocks) == 50
+    with pytest.raises(OverLimit, match="TRACKER_MAX_BLOCKS"):
+        extract_kind(body, rules, "application/json", limits=Limits(max_blocks=10))
+    with pytest.raises(OverLimit, match="TRACKER_MAX_TEXT_BYTES"):
+        extract_kind(body, rules, "application/json", limits=Limits(max_text_bytes=100))

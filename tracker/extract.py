@@ -84,6 +84,9 @@ class Block:
     kind: str
     text: str
     path: tuple[str, ...] = ()
+    # Where the block stands in a paged document (PDF; 1-based), for people to find it. Not part of
+    # the text: it takes no part in equality or blocks_hash, so a page break that moved is no change.
+    page: int | None = field(default=None, compare=False)
 
     @property
     def section(self) -> str:
@@ -91,11 +94,14 @@ class Block:
         return SEP.join(self.path)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "text": self.text, "path": list(self.path)}
+        data: dict[str, Any] = {"kind": self.kind, "text": self.text, "path": list(self.path)}
+        if self.page is not None:
+            data["page"] = self.page
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Block:
-        return cls(kind=data["kind"], text=data["text"], path=tuple(data.get("path", ())))
+        return cls(kind=data["kind"], text=data["text"], path=tuple(data.get("path", ())), page=data.get("page"))
 
 
 @dataclass(frozen=True)
@@ -105,9 +111,16 @@ class Rules:
     select: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     extractor: str = EXTRACTOR_VERSION
+    # The source's kind (html, pdf, json): named in the rules only when it is not html, so that the
+    # rules hash of every html version stays what it was.
+    kind: str = "html"
 
     def to_json(self) -> dict[str, Any]:
-        return {"select": list(self.select), "remove": list(self.remove), "extractor": self.extractor}
+        data: dict[str, Any] = {"select": list(self.select), "remove": list(self.remove),
+                                "extractor": self.extractor}
+        if self.kind != "html":
+            data["kind"] = self.kind
+        return data
 
     @property
     def hash(self) -> str:
@@ -555,6 +568,7 @@ def _blocks_by_xslt(roots: Sequence[lxml.etree._Element], markup: str,
 
 _new_object = object.__new__
 _set_kind, _set_text, _set_path = Block.kind.__set__, Block.text.__set__, Block.path.__set__  # type: ignore[attr-defined,misc]
+_set_page = Block.page.__set__  # type: ignore[misc,union-attr]
 
 
 def _block(kind: str, text: str, path: tuple[str, ...]) -> Block:
@@ -564,6 +578,7 @@ def _block(kind: str, text: str, path: tuple[str, ...]) -> Block:
     _set_kind(b, kind)
     _set_text(b, text)
     _set_path(b, path)
+    _set_page(b, None)
     return b
 
 

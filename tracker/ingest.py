@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from tracker.check.kinds import extract_kind
 from tracker.db import utcnow
 from tracker.diffing import diff_blocks
 from tracker.extract import (
@@ -28,7 +29,6 @@ from tracker.extract import (
     blocks_from_json,
     blocks_hash,
     blocks_to_json,
-    extract,
 )
 from tracker.extract_limits import DEFAULT_LIMITS, Limits
 from tracker.models import Blob, Change, CheckState, Snapshot, Source, Version
@@ -139,7 +139,7 @@ def _baseline_ref(*, session: Session, source_id: str) -> tuple[int, str] | None
 
 def rules_for(source: Source) -> Rules:
     """The extraction rules a source declares."""
-    return Rules(select=tuple(source.select), remove=tuple(source.remove))
+    return Rules(select=tuple(source.select), remove=tuple(source.remove), kind=source.kind)
 
 
 def get_check_state(*, session: Session, source_id: str) -> CheckState:
@@ -232,7 +232,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
     rules = rules_for(source)
     content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
     try:
-        extracted = extract(fetch.body, rules, content_type=content_type, limits=limits)
+        extracted = extract_kind(fetch.body, rules, content_type, limits=limits)
     except ExtractionError as exc:
         return _fail(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                      keep_body=True)
@@ -293,7 +293,7 @@ def _reextract(*, session: Session, baseline: Version, rules: Rules, limits: Lim
     if snapshot is None or snapshot.content_sha256 is None:
         return None
     try:
-        return extract(load_blob(session=session, sha256=snapshot.content_sha256), rules,
-                       content_type=snapshot.headers.get("content-type"), limits=limits).blocks
+        return extract_kind(load_blob(session=session, sha256=snapshot.content_sha256), rules,
+                            snapshot.headers.get("content-type"), limits=limits).blocks
     except ExtractionError:
         return None

@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, select
 
 from tracker.audit import SYSTEM, append_event
+from tracker.check.kinds import EXTRACTORS, rule_problems
 from tracker.db import utcnow
-from tracker.extract import validate_selector
 from tracker.models import CheckState, Source
 from tracker.schedules import parse_schedule
 from tracker.yamlfile import RegistryError, load_yaml, validate_entries
 
-# Source kinds a spider exists for; a kind named here must have a spider in spiders/.
-SOURCE_KINDS = ("html",)
+# Source kinds, from the one table of kinds (tracker.check.kinds); each must have a spider in spiders/.
+SOURCE_KINDS = tuple(EXTRACTORS)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Fields whose change means the stored versions were extracted under other rules.
 RULE_FIELDS = ("select", "remove")
@@ -52,6 +52,23 @@ class SourceSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     options: SourceOptions = Field(default_factory=lambda: SourceOptions())
     enabled: bool = True
+    # kind pdf: the CSS selector of the link to the current PDF on the page at `url`.
+    link_select: str | None = None
+    # A document of several pages, fetched together and combined in order (instead of `url`,
+    # which then holds the first page).
+    urls: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_or_urls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "urls" in data:
+            if "url" in data:
+                raise ValueError("give `url` (one page) or `urls` (several pages), not both")
+            urls = data["urls"]
+            if not isinstance(urls, list) or len(urls) < 2:
+                raise ValueError("urls: must list two or more pages (use `url` for one)")
+            data = {**data, "url": urls[0]}
+        return data
 
     @field_validator("id")
     @classmethod
@@ -63,10 +80,12 @@ class SourceSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        u = urlparse(v)
-        if u.scheme not in ("http", "https") or not u.netloc:
-            raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
-        return v
+        return _http_url(v)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        return [_http_url(u) for u in v]
 
     @field_validator("kind")
     @classmethod
@@ -75,13 +94,19 @@ class SourceSpec(BaseModel):
             raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(SOURCE_KINDS)}")
         return v
 
-    @field_validator("select", "remove")
+    @field_validator("select", "remove", mode="before")
     @classmethod
-    def _selectors(cls, v: list[str]) -> list[str]:
-        for sel in v:
-            if (why := validate_selector(sel)) is not None:
-                raise ValueError(f"invalid CSS selector {sel!r}: {why}")
-        return v
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _rules_fit_kind(self) -> SourceSpec:
+        problems = rule_problems(self.kind, select=self.select, remove=self.remove, link_select=self.link_select)
+        if self.urls and self.link_select is not None:
+            problems.append("link_select: cannot be combined with urls (one index page, one PDF)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -89,6 +114,13 @@ class SourceSpec(BaseModel):
         if v is not None:
             parse_schedule(v)
         return v
+
+
+def _http_url(v: str) -> str:
+    u = urlparse(v)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
+    return v
 
 
 @dataclass
@@ -129,8 +161,17 @@ def load_sources_file(path: str | Path) -> list[SourceSpec]:
 def _fields(spec: SourceSpec) -> dict[str, Any]:
     return {"name": spec.name, "url": spec.url, "kind": spec.kind, "select": list(spec.select),
             "remove": list(spec.remove), "schedule": spec.schedule, "tags": list(spec.tags),
-            "options": spec.options.model_dump(exclude_none=True, exclude_defaults=True),
-            "enabled": spec.enabled}
+            "options": _options(spec), "enabled": spec.enabled}
+
+
+def _options(spec: SourceSpec) -> dict[str, Any]:
+    """The Source row's options: the declared overrides, and link_select when there is one."""
+    options = spec.options.model_dump(exclude_none=True, exclude_defaults=True)
+    if spec.link_select is not None:
+        options["link_select"] = spec.link_select
+    if spec.urls:
+        options["urls"] = list(spec.urls)
+    return options
 
 
 def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYSTEM) -> SyncReport:
@@ -156,7 +197,9 @@ def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYST
         row.updated_at = now
         if "url" in changes:
             row.final_url = None
-        if any(k in changes for k in (*RULE_FIELDS, "url")):
+        before, after = changes.get("options", ({}, {}))
+        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls"))
+        if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
             # Validators belong to the old URL or rules: fetch the page in full next time.
             state = session.get(CheckState, spec.id)
             if state is not None:

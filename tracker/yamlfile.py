@@ -203,7 +203,8 @@ def validate_entries(
                 msg = err["msg"].removeprefix("Value error, ")
                 if err["type"] == "extra_forbidden":
                     msg = f"unknown key (known keys: {', '.join(_known_keys(model, err['loc'][:-1]))})"
-                problems.append(f"{where}: {loc}: {msg}")
+                # A whole-entry check (several fields together) names its fields in its message.
+                problems.append(f"{where}: {msg}" if not err["loc"] else f"{where}: {loc}: {msg}")
     return out
 
 

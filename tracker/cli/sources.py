@@ -66,6 +66,6 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
         return
     for src, st in rows:
         state = "disabled" if not src.enabled else (st.last_result if st and st.last_result else "never checked")
-        typer.echo(f"{src.id:40} {state:13} {iso(st.last_checked_at if st else None):21} {src.url}")
+        typer.echo(f"{src.id:40} {src.kind:5} {state:13} {iso(st.last_checked_at if st else None):21} {src.url}")
         if st and st.last_error:
             typer.echo(f"{'':40} failing since {iso(st.error_since)} ({st.consecutive_failures}x): {st.last_error}")
