@@ -11,7 +11,7 @@ from collections.abc import Callable
 from tracker.check.jsondoc import extract_json, validate_jmespath
 from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
-from tracker.extract import Extracted, Rules, OverLimit, extract, validate_selector
+from tracker.extract import Extracted, OverLimit, Rules, extract, validate_selector
 from tracker.extract_limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
 
 # kind -> extractor(body, rules, content_type)
