@@ -8,6 +8,6 @@ from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
 from tracker.models.users import User, WebSecret
 
-__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Delivery", "Digest", "FeedToken", "Impact",
-           "ImpactNote", "JobRun", "Lease", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
+__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Delivery", "Digest", "FeedToken",
+           "Impact", "ImpactNote", "JobRun", "Lease", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
            "Source", "Team", "User", "Version", "WebSecret"]

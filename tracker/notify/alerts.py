@@ -120,10 +120,10 @@ def recovery_alerts(session: Session, settings: Settings) -> Iterator[tuple[str,
 
 
 def _send(engine: Engine, settings: Settings, items: Iterable[tuple[str, Message]],
-          report: SendReport, targets: dict[str, list[Target]]) -> None:
+          report: SendReport, targets: dict[str, list[Target]], now: datetime) -> None:
     for team, message in items:
         for target in targets.get(team, []):
-            deliver(engine, target, message, settings, report)
+            deliver(engine, target, message, settings, report, now=now)
 
 
 def _retries(session: Session, now: datetime, settings: Settings,
@@ -146,9 +146,9 @@ def send_alerts(*, engine: Engine, settings: Settings, now: datetime | None = No
             return report
         items = [*impact_alerts(s, settings, now), *failure_alerts(s, settings), *recovery_alerts(s, settings)]
         retries = _retries(s, now, settings, targets)
-    _send(engine, settings, items, report, targets)
+    _send(engine, settings, items, report, targets, now)
     for target, message in retries:
-        deliver(engine, target, message, settings, report)
+        deliver(engine, target, message, settings, report, now=now)
     return report
 
 
@@ -188,5 +188,5 @@ def send_digest_summaries(*, engine: Engine, settings: Settings, now: datetime |
     with Session(engine) as s:
         targets = team_targets(s)
         items = [(team, digest_summary(s, settings, team, now)) for team in targets]
-    _send(engine, settings, items, report, targets)
+    _send(engine, settings, items, report, targets, now)
     return report

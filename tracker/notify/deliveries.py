@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from tracker.audit import SYSTEM, append_event
 from tracker.config import Settings
@@ -84,9 +84,10 @@ def _reclaim(engine: Engine, target: Target, message: Message, settings: Setting
     return None if found is None else int(found[0])
 
 
-def claim(engine: Engine, target: Target, message: Message, settings: Settings) -> int | None:
+def claim(engine: Engine, target: Target, message: Message, settings: Settings,
+          now: datetime | None = None) -> int | None:
     """The delivery row's id when this sender may send the message now, else None."""
-    now = utcnow()
+    now = now or utcnow()
     return _insert(engine, target, message, now) or _reclaim(engine, target, message, settings, now)
 
 
@@ -135,9 +136,9 @@ def _finish(engine: Engine, row_id: int, delivered: bool, answer: str, tries: in
 
 
 def deliver(engine: Engine, target: Target, message: Message, settings: Settings, report: SendReport,
-            sleep: Callable[[float], None] = time.sleep) -> None:
+            sleep: Callable[[float], None] = time.sleep, now: datetime | None = None) -> None:
     """Send one message to one channel unless it was (or is being) sent; record and audit the outcome."""
-    row_id = claim(engine, target, message, settings)
+    row_id = claim(engine, target, message, settings, now)
     if row_id is None:
         report.skipped += 1
         return
@@ -148,12 +149,3 @@ def deliver(engine: Engine, target: Target, message: Message, settings: Settings
     level = logging.INFO if delivered else logging.WARNING
     log.log(level, "notify %s %s to %s: %s", "sent" if delivered else "failed", message.key, target.shown,
             answer[:200])
-
-
-def retry_due(*, session: Session, now: datetime, settings: Settings) -> list[Delivery]:
-    """Failed deliveries that a send may try again now."""
-    from sqlmodel import select
-
-    return list(session.exec(select(Delivery).where(
-        Delivery.status == FAILED, col(Delivery.next_attempt_at) <= now,
-        col(Delivery.attempts) < settings.notify_max_attempts)).all())
