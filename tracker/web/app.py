@@ -102,11 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fields = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "request" for e in exc.errors())
         return _problem_response(request, 422, f"the form is incomplete or invalid ({fields}): go back and fix it")
 
-    from tracker.web import actions, api, auth, pages
+    from tracker.web import actions, api, auth, feeds, pages
 
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(api.router)
+    app.include_router(feeds.router)
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "web" / "static")), name="static")
     return app
