@@ -175,3 +175,25 @@ def test_secrets_are_resolved_only_when_sending_and_masked_when_shown() -> None:
     assert SECRET in resolved.url and SECRET not in resolved.mask(f"failed {resolved.url}")
     assert SECRET not in mask_url(f"json://127.0.0.1:80/hooks/{SECRET}")
     assert SECRET not in mask_url(f"https://user:{SECRET}@example.com/")
+
+
+def test_scraped_text_cannot_mention_everyone_or_forge_links() -> None:
+    from tracker.notify.alerts import clean
+
+    out = clean("<!channel> [Click](http://evil.example) `x`\x07\u202e" + "y" * 500, 100)
+    assert "<!channel>" not in out and "](" not in out and "\x07" not in out and "\u202e" not in out
+    assert len(out) == 100 and out.endswith("…")
+
+
+def test_a_message_longer_than_the_service_allows_is_cut_with_a_link(settings: Settings, hook: Receiver) -> None:
+    # Mattermost's incoming webhooks take Slack's payload; Apprise knows their limit is 4000 characters.
+    from tracker.notify.apprise_channel import AppriseChannel
+
+    msg = Message(key="k", kind="digest", title="Digest", body="\n".join(f"- item {n}" for n in range(3000)),
+                  link="https://tracker.example.com/")
+    answer = AppriseChannel().send(resolve(f"mmost://127.0.0.1:{hook.port}/{SECRET}"), msg, settings)
+    assert SECRET not in answer
+    (req,) = hook.requests
+    assert req["path"] == f"/hooks/{SECRET}"
+    text = req["json"]["text"]
+    assert len(text) <= 4000 and text.endswith("more: https://tracker.example.com/") and "- item 1\n" in text

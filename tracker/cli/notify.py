@@ -48,6 +48,7 @@ def test(target: Annotated[str, typer.Argument(help="a team id (each of its chan
     from tracker.notify.channels import Message
     from tracker.notify.deliveries import SendReport, Target, deliver
     from tracker.notify.secrets import channel_key, template_problem
+    from tracker.sops import TEAM_ID
 
     s, eng = settings(), engine()
     try:
@@ -58,7 +59,8 @@ def test(target: Annotated[str, typer.Argument(help="a team id (each of its chan
             fail(f"team {target} has no channels: add `notify: [...]` to it in the SOP file")
         if team is None:
             if (why := template_problem(target)) is not None:
-                fail(f"{target!r} is neither a team id nor a channel URL: {why}")
+                shown = repr(target) if TEAM_ID.match(target) else "the argument"  # it may hold a secret
+                fail(f"{shown} is neither a team id nor a channel URL: {why}")
             templates = [target]
         owner = team.id if team else None
         message = Message(key=f"test:{uuid.uuid4().hex}", kind="test", title="Policy tracker: test message",

@@ -27,13 +27,14 @@ from tracker.statuses import FINAL
 from tracker.workflow import is_overdue
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e]")
+_DEFANG = str.maketrans({"<": "‹", ">": "›", "[": "(", "]": ")", "`": "'"})
 DIGEST_ITEMS = 15
 
 
 def clean(text: object, limit: int = 200) -> str:
     """Scraped or declared text made safe for a chat message: no control characters, no mention
-    syntax (`<!channel>`), one line, bounded."""
-    out = _CONTROL.sub("", str(text)).replace("<", "‹").replace(">", "›").replace("\n", " ").strip()
+    syntax (`<!channel>`), no Markdown links of its own, one line, bounded."""
+    out = _CONTROL.sub("", str(text)).translate(_DEFANG).replace("\n", " ").strip()
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 

@@ -20,6 +20,9 @@ MAX_ANSWER = 500
 def _plugin(url: str) -> Any:
     import apprise
 
+    # Apprise logs request URLs (tokens and all) at debug level: its records stay in the capture
+    # below, and only the masked answer reaches the tracker's own log.
+    logging.getLogger("apprise").propagate = False
     return apprise.Apprise.instantiate(url, suppress_exceptions=True)
 
 

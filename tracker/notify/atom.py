@@ -73,8 +73,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
-def build_feed(*, session: Session, base_url: str, feed_filter: FeedFilter, self_url: str,
-               now: datetime) -> bytes:
+def build_feed(*, session: Session, base_url: str, feed_filter: FeedFilter, now: datetime) -> bytes:
     """The Atom document: one entry per change, with the SOP impacts it opened."""
     base = base_url.rstrip("/")
     changes = _changes(session, feed_filter)
@@ -85,7 +84,7 @@ def build_feed(*, session: Session, base_url: str, feed_filter: FeedFilter, self
     _sub(feed, "title", f"Policy changes: {_text(feed_filter.label(), 200)}")
     _sub(feed, "updated", _iso(changes[0][0].detected_at if changes else now))
     _sub(feed, "link", rel="alternate", href=f"{base}/changes")
-    _sub(feed, "link", rel="self", href=self_url)
+    # No rel="self" link: it would carry the reader's token into every copy of the feed.
     _sub(_sub(feed, "author"), "name", "policy tracker")
     for change, source in changes:
         entry = _sub(feed, "entry")

@@ -28,16 +28,15 @@ def changes_feed(request: Request, s: ReadSession, token: Annotated[str, Query(m
                         headers={"Cache-Control": "no-store"})
     web = ctx(request)
     body = build_feed(session=s, base_url=web.settings.base_url, feed_filter=FeedFilter(source, team, sop),
-                      self_url=_feed_url(web.settings.base_url, "…", source, team, sop), now=utcnow())
+                      now=utcnow())
     return Response(body, media_type="application/atom+xml; charset=utf-8",
                     headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"})
 
 
-def _feed_url(base: str, token: str, source: str = "", team: str = "", sop: str = "") -> str:
+def _feed_url(base: str, token: str) -> str:
     from urllib.parse import urlencode
 
-    params = {"token": token, **{k: v for k, v in (("source", source), ("team", team), ("sop", sop)) if v}}
-    return f"{base.rstrip('/')}/feeds/changes.atom?{urlencode(params)}"
+    return f"{base.rstrip('/')}/feeds/changes.atom?{urlencode({'token': token})}"
 
 
 def _account(request: Request, user: Viewer, s: Session, new_token: str | None = None) -> Response:
