@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tests.notify_support import Receiver, receiver, seed_with_channels
+from tests.test_digest_helpers import SmtpSink, smtp_sink_fixture  # noqa: F401  (smtp_sink)
 from tracker.config import Settings
 from tracker.models import AuditEvent, Delivery, Impact
 from tracker.notify import CHANNELS
@@ -197,3 +198,17 @@ def test_a_message_longer_than_the_service_allows_is_cut_with_a_link(settings: S
     assert req["path"] == f"/hooks/{SECRET}"
     text = req["json"]["text"]
     assert len(text) <= 4000 and text.endswith("more: https://tracker.example.com/") and "- item 1\n" in text
+
+
+def test_the_email_channel_mails_through_the_tracker_smtp_settings(engine: Engine, session: Session,
+                                                                    settings: Settings, hook: Receiver,
+                                                                    smtp_sink: SmtpSink) -> None:
+    seed_with_channels(session, ["mailto:ts-oncall@example.com", "${TRACKER_TEST_HOOK}"])
+    mail = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": smtp_sink.port})
+    report = send_digest_summaries(engine=engine, settings=mail)
+    assert len(report.sent) == 2 and not report.failed
+    (got,) = smtp_sink.received
+    assert got.rcpt_tos == ["ts-oncall@example.com"]
+    assert got.message["Subject"].startswith("Policy tracker digest ")
+    assert "SOP impact(s) to review" in got.message.get_content()
+    assert len(hook.requests) == 1  # the other channel of the team got its copy too
