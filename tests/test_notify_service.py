@@ -97,3 +97,35 @@ def test_tracker_run_sends_an_immediate_alert_after_the_crawl_that_opens_an_impa
     outputs.append(test.stdout + test.stderr)
     for text in outputs:
         assert SECRET not in text
+
+
+def test_two_sender_processes_at_once_deliver_each_alert_once(db_url: str, hook: Receiver) -> None:
+    import subprocess
+    import sys
+
+    from sqlmodel import Session
+
+    from tests.conftest import tracker_env
+    from tests.notify_support import seed_with_channels
+    from tracker.db import make_engine
+
+    eng = make_engine(db_url)
+    try:
+        with Session(eng) as s:
+            seed_with_channels(s, ["${TRACKER_TS_HOOK}"])
+    finally:
+        eng.dispose()
+    env = tracker_env(db_url, TRACKER_TS_HOOK=f"json://127.0.0.1:{hook.port}/alerts/{SECRET}")
+    procs = [subprocess.Popen([sys.executable, "-m", "tracker", "notify", "send"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    titles = _titles(hook)
+    assert titles and len(titles) == len(set(hook_key(b) for b in hook.bodies()))
+    assert all(SECRET not in o + e for o, e in outs)
+
+
+def hook_key(body: dict[str, object]) -> str:
+    """The impact link an alert carries (one per impact)."""
+    message = str(body["message"])
+    return message[message.index("/impacts/"):].split(")")[0]
