@@ -121,7 +121,7 @@ def test_two_sender_processes_at_once_deliver_each_alert_once(db_url: str, hook:
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     titles = _titles(hook)
-    assert titles and len(titles) == len(set(hook_key(b) for b in hook.bodies()))
+    assert titles and len(titles) == len({hook_key(b) for b in hook.bodies()})
     assert all(SECRET not in o + e for o, e in outs)
 
 
