@@ -49,11 +49,12 @@ class AppriseChannel:
         if plugin is None:
             raise ChannelError(f"{mask_url(target.url)} is not a URL Apprise understands")
         title_max = int(getattr(plugin, "title_maxlen", 0) or 0)
-        body = message.fitted(int(getattr(plugin, "body_maxlen", 0) or 0))
-        title = message.title[:title_max] if title_max else ""
-        if not title_max:
-            body = message.fitted(int(getattr(plugin, "body_maxlen", 0) or 0) - len(message.title) - 2)
-            body = f"{message.title}\n\n{body}"
+        body_max = int(getattr(plugin, "body_maxlen", 0) or 0)
+        if title_max:
+            title, body = message.title[:title_max], message.fitted(body_max)
+        else:  # a service without titles (Mattermost): the title leads the body, within the same limit
+            title = ""
+            body = f"{message.title}\n\n{message.fitted(max(0, body_max - len(message.title) - 2))}"
         with apprise.LogCapture(level=logging.INFO) as log:  # type: ignore[no-untyped-call]
             ok = plugin.notify(body=body, title=title, body_format=apprise.NotifyFormat.MARKDOWN)
             answer = target.mask(str(log.getvalue()).strip())[-MAX_ANSWER:]
