@@ -29,10 +29,11 @@ ONE_COMMANDS_ONLY = ["fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler
 # What `tracker crawl` has no use for (bs4 only for pages that are not UTF-8 or that lxml cannot parse).
 NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler", "alembic", "rich", "argon2",
                  "bs4", "soupsieve",
-                 "yaml", "tracker.digest", "tracker.web", "tracker.export", "tracker.scheduler", "tracker.service"]
+                 "yaml", "tracker.digest", "tracker.web", "tracker.export", "tracker.scheduler", "tracker.service",
+                 "apprise"]  # loaded only to send to a team channel
 
-COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "run", "serve", "sops",
-                  "sources", "status", "users"]
+COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "notify", "run", "serve",
+                  "sops", "sources", "status", "users"]
 
 CRAWL_AND_LIST_MODULES = """
 import sys

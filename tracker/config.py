@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", description="IANA time zone of the digest's times, the daily digest and cron "
                           "schedules, e.g. `Europe/Berlin`")
 
+    # Notifications (team channels, immediate alerts, feeds).
+    notify_retries: int = Field(2, ge=0, le=10, description="retries of a failed channel delivery within one "
+                                "send, before it is recorded as failed (a later send tries it again)")
+    notify_backoff: float = Field(2.0, ge=0, description="seconds before the first retry of a channel delivery, "
+                                  "then doubling; a recorded failure waits this long times 2^attempts "
+                                  "(at most an hour) before a later send retries it")
+    notify_max_attempts: int = Field(12, ge=1, description="attempts of one channel delivery in all before it "
+                                     "stays failed (see `tracker notify log`)")
+    notify_alert_hours: float = Field(24.0, gt=0, description="how old an impact may be and still get its "
+                                      "immediate alert (older ones, e.g. when `alert: immediate` is first set, "
+                                      "go to the digest only)")
+    notify_failures_after: int = Field(1, ge=1, description="consecutive failed checks of a source before its "
+                                       "teams' channels are told it is failing (and later that it recovered)")
+
     # Service.
     sources_file: str | None = Field(None, description="sources file the service syncs at start and whenever "
                                      "it changes")

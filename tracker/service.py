@@ -177,7 +177,13 @@ def run_digest_job(*, engine: Engine, settings: Settings, now: datetime) -> str:
     """The digest job: send today's digest (tracker.digest), returning its summary."""
     from tracker.digest import run_digest  # imported late: the digest is optional for the service
 
-    return str(run_digest(engine=engine, settings=settings, send=True, now=now).summary())
+    summary = str(run_digest(engine=engine, settings=settings, send=True, now=now).summary())
+    from tracker.notify.alerts import send_digest_summaries  # team channels get their short summary too
+
+    try:
+        return f"{summary}; {send_digest_summaries(engine=engine, settings=settings, now=now).summary()}"
+    except Exception as exc:  # the mail went out: a channel problem must not mark the digest failed
+        return f"{summary}; team channels not sent: {type(exc).__name__} (see `tracker notify log`)"
 
 
 # -- the service -------------------------------------------------------------------------------

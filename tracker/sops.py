@@ -9,7 +9,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -41,7 +41,19 @@ class TeamSpec(BaseModel):
     id: str
     name: str
     members: list[str] = Field(default_factory=list)
+    # Where the team's messages go: Apprise URLs or `mailto:`, secrets as `${TRACKER_…}` (tracker.notify).
+    notify: list[str] = Field(default_factory=list)
     enabled: bool = True
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, v: list[str]) -> list[str]:
+        from tracker.notify.secrets import template_problem
+
+        for n, url in enumerate(v, 1):
+            if (why := template_problem(url)) is not None:
+                raise ValueError(f"notify[{n}]: {why}")
+        return v
 
     @field_validator("id")
     @classmethod
@@ -64,6 +76,7 @@ class WatchSpec(BaseModel):
     source: str
     sections: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
+    alert: Literal["immediate", "digest"] | None = None
 
     @field_validator("sections")
     @classmethod
@@ -94,6 +107,8 @@ class SopSpec(BaseModel):
     url: str | None = None
     review_days: int | None = Field(None, ge=0, le=3650)
     watches: list[WatchSpec] = Field(default_factory=list)
+    # "immediate": every new impact on this SOP is sent to its team's channels at once.
+    alert: Literal["immediate", "digest"] | None = None
     enabled: bool = True
 
     @field_validator("id")
@@ -246,15 +261,16 @@ class SopSyncReport:
 
 def team_fields(spec: TeamSpec) -> dict[str, Any]:
     """The columns of a Team row a spec sets."""
-    return {"name": spec.name, "members": list(spec.members), "enabled": spec.enabled}
+    return {"name": spec.name, "members": list(spec.members), "notify": list(spec.notify),
+            "enabled": spec.enabled}
 
 
 def sop_fields(spec: SopSpec) -> dict[str, Any]:
     """The columns of a Sop row a spec sets."""
     return {"title": spec.title, "owner": spec.owner, "team_id": spec.team, "url": spec.url,
             "review_days": spec.review_days,
-            "watches": [w.model_dump() for w in spec.watches],
-            "enabled": spec.enabled}
+            "watches": [w.model_dump(exclude_none=True) for w in spec.watches],
+            "alert": spec.alert, "enabled": spec.enabled}
 
 
 def _diff(row: Any, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -266,6 +282,11 @@ def _audit(session: Session, actor: str, action: str, kind: str, entity_id: str,
     before = {k: b for k, (b, _) in changes.items()} if changes else None
     if changes:
         after = {k: a for k, (_, a) in changes.items()}
+    if kind == "team":
+        # A channel URL written inline (not as `${TRACKER_…}`) may hold a token: the trail keeps it masked.
+        from tracker.notify.secrets import mask_templates
+
+        before, after = mask_templates(before), mask_templates(after)
     append_event(session=session, actor=actor, action=action, entity_type=kind, entity_id=entity_id,
                  before=before, after=after)
 

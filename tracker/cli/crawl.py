@@ -10,6 +10,7 @@ import typer
 from tracker.cli.app import EXIT_FAILURES, app, engine, fail, settings
 
 if TYPE_CHECKING:
+    from tracker.config import Settings
     from tracker.ingest import CheckOutcome
 
 
@@ -22,6 +23,23 @@ def _progress(outcome: CheckOutcome, done: int, total: int) -> None:
     elif outcome.result == "failed":
         detail = f"  {outcome.error}"
     typer.echo(f"[{done:>{width}}/{total}] {outcome.source_id}: {outcome.result}{detail}", err=True)
+
+
+def _notify(s: Settings) -> None:
+    """Immediate alerts, source failures and recoveries for team channels, right after the crawl that
+    found them (the service runs this command, so its crawls send them too); never fails the crawl."""
+    from tracker.db import make_engine
+    from tracker.notify.alerts import send_alerts
+
+    eng = make_engine(s.database_url)
+    try:
+        report = send_alerts(engine=eng, settings=s)
+        if report.sent or report.failed:
+            typer.echo(report.summary(), err=True)
+    except Exception as exc:  # a notification problem must not turn a good crawl into a failed one
+        typer.echo(f"notify: not sent: {type(exc).__name__}; see `tracker notify log`", err=True)
+    finally:
+        eng.dispose()
 
 
 @app.command("crawl")
@@ -40,6 +58,7 @@ def crawl(source_ids: Annotated[list[str] | None,
                             progress=None if quiet else _progress, on_change=CrawlMapper())
     except UnknownSources as exc:
         fail(str(exc))
+    _notify(s)
     if not summary.outcomes:
         typer.echo("no enabled sources to check: `tracker sources sync sources.yaml` first")
         return

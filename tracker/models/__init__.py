@@ -3,10 +3,11 @@
 from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
 from tracker.models.digest import Digest
 from tracker.models.lease import Lease, LeaseHeld, LeaseLost
+from tracker.models.notify import Delivery, FeedToken
 from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
 from tracker.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
 from tracker.models.users import LoginAttempt, User, WebSecret, WebSession
 
-__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote",
-           "JobRun", "Lease", "LoginAttempt", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
-           "Source", "Team", "User", "Version", "WebSecret", "WebSession"]
+__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Delivery", "Digest", "FeedToken",
+           "Impact", "ImpactNote", "JobRun", "Lease", "LeaseHeld", "LeaseLost", "LoginAttempt", "SchedulerState",
+           "Snapshot", "Sop", "Source", "Team", "User", "Version", "WebSecret", "WebSession"]

@@ -26,6 +26,8 @@ class Team(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=120)
     name: str
     members: list[str] = _json([])
+    # Channel URL templates as the SOP file declares them (`${TRACKER_…}` kept, never resolved here).
+    notify: list[str] = _json([])
     enabled: bool = True
 
 
@@ -47,6 +49,7 @@ class Sop(SopBase, table=True):
 
     id: str = Field(primary_key=True, max_length=120)
     watches: list[dict[str, Any]] = _json([])
+    alert: str | None = Field(default=None, max_length=20)  # "immediate": each new impact is sent at once
     enabled: bool = True
     created_at: datetime = _now_column()
     updated_at: datetime = _now_column()

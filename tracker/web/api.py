@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from tracker.db import session_scope
 from tracker.diffing import Diff, render_text
 from tracker.models import Change, Sop, Source, Team
+from tracker.notify.secrets import mask_templates
 from tracker.public import audit_event_public, change_public, impact_public
 from tracker.statuses import STATUSES
 from tracker.web import queries as q
@@ -182,7 +183,7 @@ def sop(sop_id: str, user: CurrentUser, s: ReadSession) -> dict[str, Any]:
         raise HTTPException(404, f"no SOP {sop_id!r}")
     team = s.get(Team, found.team_id) if found.team_id else None
     return found.model_dump() | {
-        "team": team.model_dump() if team else None,
+        "team": mask_templates(team.model_dump()) if team else None,  # channel URLs may hold tokens
         "impacts": [r.to_json() for r in q.impacts_of_sop(s, sop_id)],
     }
 

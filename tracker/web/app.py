@@ -117,12 +117,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_note_chars), refuse=too_large)
 
-    from tracker.web import actions, api, apidocs, auth, pages
+    from tracker.web import actions, api, apidocs, auth, feeds, pages
 
     app.include_router(auth.router)
     app.include_router(apidocs.router)
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.include_router(api.router)
+    app.include_router(feeds.router)
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "web" / "static")), name="static")
     return app
