@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from spiders.ecfr import EcfrSpider
+from spiders.federal_register import FederalRegisterSpider
+from spiders.feed import FeedSpider
 from spiders.html import HtmlSpider
 
-SPIDERS = {"html": HtmlSpider}
+SPIDERS = {"html": HtmlSpider, "ecfr": EcfrSpider, "feed": FeedSpider, "federal_register": FederalRegisterSpider}
 
-__all__ = ["SPIDERS", "HtmlSpider"]
+__all__ = ["SPIDERS", "EcfrSpider", "FederalRegisterSpider", "FeedSpider", "HtmlSpider"]

@@ -43,6 +43,9 @@ class SourceRequest:
     timeout: float | None = None
     slot: str | None = None
     obey_robots: bool = True
+    # The kind's own inputs: options (`query`, `since`) and what the last check left (tracker.kinds).
+    options: dict[str, Any] = field(default_factory=dict)
+    cursor: str | None = None
 
 
 class SourceSpider(scrapy.Spider):
@@ -56,31 +59,47 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for src in self.sources:
-            headers = dict(src.headers)
-            if src.etag:
-                headers["If-None-Match"] = src.etag
-            if src.last_modified:
-                headers["If-Modified-Since"] = src.last_modified
-            meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
-                                    "handle_httpstatus_list": [304]}
-            if src.timeout:
-                meta["download_timeout"] = src.timeout
-            if src.slot:
-                meta["download_slot"] = src.slot
-            if not src.obey_robots:
-                meta["dont_obey_robotstxt"] = True
-            yield scrapy.Request(src.url, headers=headers, meta=meta, callback=self.parse_source,
-                                 errback=self.source_failed, dont_filter=True)
+            yield self.first_request(src)
+
+    def first_url(self, src: SourceRequest) -> str:
+        """What a check of the source asks for first (a kind's spider may ask an API instead)."""
+        return src.url
+
+    def first_request(self, src: SourceRequest) -> scrapy.Request:
+        """The source's first request, conditional when the source has validators."""
+        headers = dict(src.headers)
+        if src.etag:
+            headers["If-None-Match"] = src.etag
+        if src.last_modified:
+            headers["If-Modified-Since"] = src.last_modified
+        meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
+                                "handle_httpstatus_list": [304], "source": src}
+        if src.timeout:
+            meta["download_timeout"] = src.timeout
+        if src.slot:
+            meta["download_slot"] = src.slot
+        if not src.obey_robots:
+            meta["dont_obey_robotstxt"] = True
+        return scrapy.Request(self.first_url(src), headers=headers, meta=meta, callback=self.parse_source,
+                              errback=self.source_failed, dont_filter=True)
 
     def parse_source(self, response: Response) -> Any:
         yield self.fetch_from(response)
 
-    def fetch_from(self, response: Response, error: str | None = None) -> Fetch:
+    def fetch_from(self, response: Response, error: str | None = None, *, body: bytes | None = None,
+                   facts: dict[str, str] | None = None) -> Fetch:
         meta = response.request.meta if response.request is not None else response.meta
         headers = {k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
         return Fetch(source_id=meta["source_id"], url=meta["source_url"], status=response.status,
-                     headers=headers, body=response.body, final_url=response.url, error=error,
-                     fetched_at=utcnow())
+                     headers=headers, body=response.body if body is None else body,
+                     final_url=response.url if body is None else meta["source_url"], error=error,
+                     fetched_at=utcnow(), facts=facts or {})
+
+    def failed(self, response: Response, error: str) -> Fetch:
+        """A check that got an answer it cannot use: recorded as the source's error."""
+        meta = response.request.meta if response.request is not None else response.meta
+        return Fetch(source_id=meta["source_id"], url=meta["source_url"], status=response.status,
+                     error=error, fetched_at=utcnow())
 
     def source_failed(self, failure: Failure) -> Any:
         request = failure.request  # type: ignore[attr-defined]

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     # Workflow.
     default_review_days: int = Field(5, ge=0)
+    effective_lead_days: int = Field(14, ge=0, description="an impact is due this many days before its "
+                                     "change takes effect, when that is sooner than its review days")
     default_schedule: str = "6h"
 
     # Digest and mail.

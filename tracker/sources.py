@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, select
 
 from tracker.audit import SYSTEM, append_event
 from tracker.db import utcnow
 from tracker.extract import validate_selector
+from tracker.kinds import validate_query
 from tracker.models import CheckState, Source
 from tracker.schedules import parse_schedule
 from tracker.yamlfile import RegistryError, load_yaml, validate_entries
 
 # Source kinds a spider exists for; a kind named here must have a spider in spiders/.
-SOURCE_KINDS = ("html",)
+SOURCE_KINDS = ("html", "ecfr", "feed", "federal_register")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Fields whose change means the stored versions were extracted under other rules.
 RULE_FIELDS = ("select", "remove")
@@ -52,6 +54,16 @@ class SourceSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     options: SourceOptions = Field(default_factory=lambda: SourceOptions())
     enabled: bool = True
+    # What an ecfr or federal_register source asks for (its schema: tracker.kinds.QUERIES).
+    query: dict[str, Any] = Field(default_factory=dict)
+    # A stream's first check records what it lists as the baseline, unless it backfills from here.
+    since: date | None = None
+
+    @model_validator(mode="after")
+    def _kind_query(self) -> SourceSpec:
+        if self.kind in SOURCE_KINDS:
+            self.query = validate_query(self.kind, self.query)
+        return self
 
     @field_validator("id")
     @classmethod
@@ -129,7 +141,9 @@ def load_sources_file(path: str | Path) -> list[SourceSpec]:
 def _fields(spec: SourceSpec) -> dict[str, Any]:
     return {"name": spec.name, "url": spec.url, "kind": spec.kind, "select": list(spec.select),
             "remove": list(spec.remove), "schedule": spec.schedule, "tags": list(spec.tags),
-            "options": spec.options.model_dump(exclude_none=True, exclude_defaults=True),
+            "options": spec.options.model_dump(exclude_none=True, exclude_defaults=True)
+            | ({"query": spec.query} if spec.query else {})
+            | ({"since": spec.since.isoformat()} if spec.since else {}),
             "enabled": spec.enabled}
 
 

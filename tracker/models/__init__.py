@@ -1,6 +1,6 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
-from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
+from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, StreamEntryRecord, Version
 from tracker.models.digest import Digest
 from tracker.models.lease import Lease, LeaseHeld, LeaseLost
 from tracker.models.service import APSCHEDULER_JOBS, JobRun, SchedulerState
@@ -9,4 +9,4 @@ from tracker.models.users import User, WebSecret
 
 __all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Digest", "Impact", "ImpactNote",
            "JobRun", "Lease", "LeaseHeld", "LeaseLost", "SchedulerState", "Snapshot", "Sop",
-           "Source", "Team", "User", "Version", "WebSecret"]
+           "Source", "StreamEntryRecord", "Team", "User", "Version", "WebSecret"]
