@@ -53,12 +53,13 @@ class EcfrSpider(SourceSpider):
                                         "(title and part)")
             return
         if amendment.issue_date == src.cursor:
-            yield self.fetch_from(response, body=b"", facts={"issue_date": amendment.issue_date}).not_modified_copy()
+            yield self.fetch_from(response, body=b"").not_modified_copy()
             return
         title, params = _where(src)
         url = f"{src.url.rstrip('/')}/api/versioner/v1/full/{amendment.issue_date}/title-{title}.xml?{params}"
         meta = {k: v for k, v in response.meta.items() if not k.startswith(("retry", "download_latency"))}
-        meta["facts"] = {"issue_date": amendment.issue_date, "amended_on": amendment.amendment_date}
+        meta["facts"] = {"cursor": amendment.issue_date, "effective_on": amendment.amendment_date,
+                         "effective_from": f"the eCFR amendment date of the edition of {amendment.issue_date}"}
         yield scrapy.Request(url, meta=meta, callback=self.parse_full, errback=self.source_failed,
                              dont_filter=True)
 

@@ -54,7 +54,8 @@ class Fetch:
     final_url: str | None = None
     error: str | None = None
     fetched_at: datetime = field(default_factory=utcnow)
-    # What the kind's spider learned besides the body (eCFR: issue_date, amended_on).
+    # What the kind's spider learned besides the body: cursor (kept for the next check),
+    # effective_on and effective_from (where that date comes from).
     facts: dict[str, str] = field(default_factory=dict)
 
     @property

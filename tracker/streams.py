@@ -126,7 +126,7 @@ def _anchor(*, session: Session, source: Source, fetch: Fetch, snapshot_id: int 
                          .order_by(col(Version.id)).limit(1)).first()
     if first is not None:
         return first, False
-    blocks = [Block("heading", e.title, e.path) for e in entries]
+    blocks = [Block("heading", e.title, (*e.path, e.title)) for e in entries]
     rules = rules_for(source)
     version = Version(source_id=source.id, snapshot_id=snapshot_id, created_at=fetch.fetched_at,
                       text_hash=blocks_hash(blocks), blocks=blocks_to_json(blocks), block_count=len(blocks),

@@ -54,7 +54,7 @@ def _walk(el: Any, path: tuple[str, ...], out: list[Block]) -> None:
         head = el.find("HEAD")
         if head is not None and (title := _text(head)):
             path = (*path, title)
-            out.append(Block("heading", title, path[:-1]))
+            out.append(Block("heading", title, path))
     for child in el:
         if not isinstance(child.tag, str) or child.tag == "HEAD":
             continue

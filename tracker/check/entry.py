@@ -32,7 +32,7 @@ class StreamEntry:
     def blocks(self) -> list[Block]:
         """The entry as text blocks under its title path: what mapping and the diff read."""
         path = (*self.path, self.title)
-        out = [Block("heading", self.title, self.path)]
+        out = [Block("heading", self.title, path)]
         facts = [f"{k.replace('_', ' ')}: {_show(v)}" for k, v in sorted(self.fields.items()) if _show(v)]
         if self.published:
             facts.insert(0, f"published: {self.published}")

@@ -60,7 +60,8 @@ def changes_show(change_id: int = typer.Argument(..., help="the change id"),
             fail(f"no change #{change_id} (see `tracker changes list`)")
         src = s.get(Source, change.source_id)
     if fmt == "json":
-        emit_json(change_public(change, kind=src.kind if src else None) | {"url": src.url if src else None, "diff": change.diff})
+        emit_json(change_public(change, kind=src.kind if src else None)
+                  | {"url": src.url if src else None, "diff": change.diff})
         return
     kind = " (technical: extraction rules changed, not the policy)" if change.technical else ""
     typer.echo(f"change #{change.id} in {change.source_id}{kind}")
