@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import run_tracker
 from tests.support.regs_site import FIXTURES, RegsSite, serve_regs
 from tests.test_crawl_e2e import changes, crawl, fixed, rows
-from tests.conftest import run_tracker
 
 PART = FIXTURES / "ecfr" / "title-37" / "part-1"
 EDITIONS = sorted(p.stem for p in PART.glob("*.xml"))

@@ -60,7 +60,7 @@ def serve_regs(regs: Path = FIXTURES) -> Iterator[RegsSite]:
                 break
             except (URLError, OSError):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"the regs stand-in exited: {proc.stderr.read() if proc.stderr else ''!r}")
+                    raise RuntimeError(f"the regs stand-in exited: {proc.stderr.read() if proc.stderr else ''!r}")  # noqa: B904
                 time.sleep(0.05)
         yield site
     finally:
