@@ -91,7 +91,10 @@ def _record_entry(*, session: Session, source: Source, fetch: Fetch, snapshot_id
     if known is not None and known.version_id is not None:
         previous = session.get(Version, known.version_id)
         if previous is not None:
-            old, from_id = blocks_from_json(previous.blocks), known.version_id
+            # The entry's blocks (the baseline's version holds every entry it listed).
+            where = (*entry.path, known.title)
+            old = [b for b in blocks_from_json(previous.blocks) if b.path[:len(where)] == where]
+            from_id = known.version_id
     diff = diff_blocks(old, blocks)
     dates, where = _entry_dates(entry)
     change = Change(source_id=source.id, from_version_id=from_id, to_version_id=version.id or 0,
@@ -121,12 +124,12 @@ def _remember(*, session: Session, source: Source, entry: StreamEntry, fetch: Fe
 
 def _anchor(*, session: Session, source: Source, fetch: Fetch, snapshot_id: int | None,
             entries: Sequence[StreamEntry]) -> tuple[int, bool]:
-    """The stream's first version (what its baseline listed), created on the first check."""
+    """The stream's first version (every entry its baseline listed), created on the first check."""
     first = session.exec(select(Version.id).where(Version.source_id == source.id)
                          .order_by(col(Version.id)).limit(1)).first()
     if first is not None:
         return first, False
-    blocks = [Block("heading", e.title, (*e.path, e.title)) for e in entries]
+    blocks = [b for e in entries for b in e.blocks()]
     rules = rules_for(source)
     version = Version(source_id=source.id, snapshot_id=snapshot_id, created_at=fetch.fetched_at,
                       text_hash=blocks_hash(blocks), blocks=blocks_to_json(blocks), block_count=len(blocks),
@@ -165,7 +168,7 @@ def record_stream(*, session: Session, source: Source, state: CheckState, fetch:
         published = _published_on(entry)
         news = not baseline or (since is not None and published is not None and published >= since)
         if not news:
-            _remember(session=session, source=source, entry=entry, fetch=fetch, known=None, version_id=None)
+            _remember(session=session, source=source, entry=entry, fetch=fetch, known=None, version_id=anchor_id)
             continue
         change = _record_entry(session=session, source=source, fetch=fetch, snapshot_id=snapshot.id,
                                entry=entry, anchor_id=anchor_id, known=known.get(entry.id))
