@@ -148,3 +148,11 @@ def test_watch_on_agency_or_keyword_gets_impact_due_before_effect(db_url: str, r
     eft = by_sop["SOP-EFT"]
     assert len(eft) == 2  # both Regulation E rules, which took effect long ago: the review days apply
     assert {i["due_date"] for i in eft} == {(today + timedelta(days=30)).isoformat()}
+    # The digest has a "New publications" part saying when each takes effect.
+    out = run_tracker(db_url, "digest", "--preview", str(tmp_path / "preview"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    (text,) = [p.read_text() for p in (tmp_path / "preview").glob("*.txt")]
+    assert "NEW PUBLICATIONS (6)" in text
+    assert "Truth in Lending (Regulation Z)" in text and "Takes effect in 20 days" in text
+    assert "Rule · Federal Reserve System, Consumer Financial Protection Bureau" in text
+    assert "Took effect on 2011-12-30" in text

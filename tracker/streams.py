@@ -92,8 +92,8 @@ def _record_entry(*, session: Session, source: Source, fetch: Fetch, snapshot_id
         previous = session.get(Version, known.version_id)
         if previous is not None:
             # The entry's blocks (the baseline's version holds every entry it listed).
-            where = (*entry.path, known.title)
-            old = [b for b in blocks_from_json(previous.blocks) if b.path[:len(where)] == where]
+            under = (*entry.path, known.title)
+            old = [b for b in blocks_from_json(previous.blocks) if b.path[:len(under)] == under]
             from_id = known.version_id
     diff = diff_blocks(old, blocks)
     dates, where = _entry_dates(entry)
