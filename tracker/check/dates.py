@@ -44,7 +44,8 @@ def _to_date(m: re.Match[str]) -> date | None:
 def find_dates(text: str) -> dict[str, FoundDate]:
     """The first effective, last-updated and comments-close dates a text states, by field name."""
     found: dict[str, FoundDate] = {}
-    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text[:MAX_SCAN]):
+    # A sentence ends at . ! or ? before a capital letter ("Sept. 21" stays whole).
+    for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z\"“(])|\n+", text[:MAX_SCAN]):
         if len(found) == len(_CUES):
             break
         m = _DATE_RE.search(sentence)
