@@ -3,7 +3,9 @@ parsing of hostile input, and migration 0012 up and down on a database with data
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -116,3 +118,16 @@ def test_migration_0012_up_and_down(database_url: str) -> None:
             assert conn.execute(sa.text("SELECT count(*) FROM source")).scalar_one() == 1
     finally:
         eng.dispose()
+
+
+def test_the_regulations_docs_sources_and_sops_are_valid(tmp_path: Path) -> None:
+    """The ready sources file in docs/regulations.md passes `sources sync` validation as printed."""
+    from tracker.sources import load_sources_file
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "regulations.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    sources_yaml = next(b for b in blocks if b.startswith("sources:"))
+    (tmp_path / "sources.yaml").write_text(sources_yaml)
+    specs = load_sources_file(tmp_path / "sources.yaml")
+    assert {s.kind for s in specs} == {"federal_register", "ecfr", "feed"}
+    assert next(s for s in specs if s.id == "ecfr-16-312").query == {"title": 16, "part": "312"}
