@@ -131,3 +131,18 @@ def test_the_regulations_docs_sources_and_sops_are_valid(tmp_path: Path) -> None
     specs = load_sources_file(tmp_path / "sources.yaml")
     assert {s.kind for s in specs} == {"federal_register", "ecfr", "feed"}
     assert next(s for s in specs if s.id == "ecfr-16-312").query == {"title": 16, "part": "312"}
+
+
+def test_agency_and_type_filters() -> None:
+    from tracker.check.entry import entry_filters_hold, type_name
+
+    fields = {"type": "Proposed Rule", "agencies": ["Federal Trade Commission"],
+              "agency_slugs": ["federal-trade-commission"]}
+    assert entry_filters_hold(agencies=frozenset({"federal-trade-commission"}),
+                              types=frozenset({type_name("PRORULE")}), fields=fields) == {
+        "agencies": ["federal-trade-commission"], "types": ["Proposed Rule"]}
+    assert entry_filters_hold(agencies=frozenset({"federal trade commission"}), types=frozenset(),
+                              fields=fields) == {"agencies": ["Federal Trade Commission"]}
+    assert entry_filters_hold(agencies=frozenset(), types=frozenset({type_name("RULE")}), fields=fields) is None
+    assert entry_filters_hold(agencies=frozenset({"federal-communications-commission"}), types=frozenset(),
+                              fields=fields) is None

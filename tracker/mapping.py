@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.audit import SYSTEM, append_event
+from tracker.check.entry import entry_filters_hold, type_name
 from tracker.diffing import BlockChange
 from tracker.extract import SEP
 from tracker.models import Change, Impact, Sop
@@ -267,31 +268,6 @@ class _SourceWatches:
         return frozenset(found)
 
 
-_TYPE_CODES = {"rule": "rule", "prorule": "proposed rule", "notice": "notice", "presdocu": "presidential document"}
-
-
-def type_name(kind: str) -> str:
-    """A Federal Register document type as a case folded name: RULE and "Rule" are "rule"."""
-    norm = _SPACES.sub(" ", kind.strip()).casefold()
-    return _TYPE_CODES.get(norm, norm)
-
-
-def _filters_hold(w: _Watch, fields: dict[str, Any], reason: dict[str, Any]) -> bool:
-    """A watch's agencies and types filters against an entry's fields; the matches go in reason."""
-    if w.agencies:
-        have = [str(a) for a in [*(fields.get("agency_slugs") or []), *(fields.get("agencies") or [])]]
-        hit = [a for a in have if a.strip().casefold() in w.agencies]
-        if not hit:
-            return False
-        reason["agencies"] = list(dict.fromkeys(hit))
-    if w.types:
-        kind = str(fields.get("type") or "")
-        if type_name(kind) not in w.types:
-            return False
-        reason["types"] = [kind]
-    return True
-
-
 @dataclass(frozen=True)
 class SopInfo:
     """What impact creation needs to know about an SOP."""
@@ -371,8 +347,11 @@ class Matcher:
         out: dict[str, list[dict[str, Any]]] = {}
         for w in candidates:
             reason: dict[str, Any] = {"watch": w.index, "source": source_id}
-            if (w.agencies or w.types) and not _filters_hold(w, fields or {}, reason):
-                continue
+            if w.agencies or w.types:
+                held = entry_filters_hold(agencies=w.agencies, types=w.types, fields=fields or {})
+                if held is None:
+                    continue
+                reason.update(held)
             if not w.glob_ids and not w.keyword_ids:
                 out.setdefault(w.sop_id, []).append(reason)
                 continue

@@ -48,6 +48,33 @@ class StreamEntry:
         return {"id": self.id, "title": self.title, "url": self.url, "published": self.published}
 
 
+_TYPE_CODES = {"rule": "rule", "prorule": "proposed rule", "notice": "notice", "presdocu": "presidential document"}
+
+
+def type_name(kind: str) -> str:
+    """A Federal Register document type as a case folded name: RULE and "Rule" are "rule"."""
+    norm = " ".join(kind.split()).casefold()
+    return _TYPE_CODES.get(norm, norm)
+
+
+def entry_filters_hold(*, agencies: frozenset[str], types: frozenset[str],
+                       fields: dict[str, Any]) -> dict[str, list[str]] | None:
+    """A watch's agencies / types filters (case folded) against an entry's fields: what matched, or None."""
+    matched: dict[str, list[str]] = {}
+    if agencies:
+        have = [str(a) for a in [*(fields.get("agency_slugs") or []), *(fields.get("agencies") or [])]]
+        hit = [a for a in have if a.strip().casefold() in agencies]
+        if not hit:
+            return None
+        matched["agencies"] = list(dict.fromkeys(hit))
+    if types:
+        kind = str(fields.get("type") or "")
+        if type_name(kind) not in types:
+            return None
+        matched["types"] = [kind]
+    return matched
+
+
 def _show(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_show(v) for v in value if _show(v))
