@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from spiders.documents import JsonSpider, PdfSpider
+from spiders.ecfr import EcfrSpider
+from spiders.federal_register import FederalRegisterSpider
+from spiders.feed import FeedSpider
 from spiders.html import HtmlSpider
 
-SPIDERS = {"html": HtmlSpider, "pdf": PdfSpider, "json": JsonSpider}
+SPIDERS = {"html": HtmlSpider, "pdf": PdfSpider, "json": JsonSpider, "ecfr": EcfrSpider, "feed": FeedSpider,
+           "federal_register": FederalRegisterSpider}
 
-__all__ = ["SPIDERS", "HtmlSpider", "JsonSpider", "PdfSpider"]
+__all__ = ["SPIDERS", "EcfrSpider", "FederalRegisterSpider", "FeedSpider", "HtmlSpider", "JsonSpider", "PdfSpider"]

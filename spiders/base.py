@@ -58,6 +58,9 @@ class SourceRequest:
     obey_robots: bool = True
     link_select: str | None = None  # kind pdf: the link to follow on the page at url
     urls: list[str] = field(default_factory=list)  # a document of several pages (url is the first)
+    # The kind's own inputs: options (`query`, `since`) and what the last check left (tracker.kinds).
+    options: dict[str, Any] = field(default_factory=dict)
+    cursor: str | None = None
 
 
 class SourceSpider(scrapy.Spider):
@@ -71,26 +74,34 @@ class SourceSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for src in self.sources:
-            headers = dict(src.headers)
-            several = len(src.urls) > 1
-            if src.etag and not several:
-                headers["If-None-Match"] = src.etag
-            if src.last_modified and not several:
-                headers["If-Modified-Since"] = src.last_modified
-            meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
-                                    "handle_httpstatus_list": [304]}
-            if several:
-                # Several pages: fetched one after the other in full (validators would only be the
-                # last page's), then recorded as one document.
-                meta.update(parts=[], parts_todo=src.urls[1:], handle_httpstatus_list=[])
-            if src.timeout:
-                meta["download_timeout"] = src.timeout
-            if src.slot:
-                meta["download_slot"] = src.slot
-            if not src.obey_robots:
-                meta["dont_obey_robotstxt"] = True
-            yield scrapy.Request(src.url, headers=headers, meta=meta, callback=self.parse_source,
-                                 errback=self.source_failed, dont_filter=True)
+            yield self.first_request(src)
+
+    def first_url(self, src: SourceRequest) -> str:
+        """What a check of the source asks for first (a kind's spider may ask an API instead)."""
+        return src.url
+
+    def first_request(self, src: SourceRequest) -> scrapy.Request:
+        """The source's first request, conditional when the source has validators."""
+        headers = dict(src.headers)
+        several = len(src.urls) > 1
+        if src.etag and not several:
+            headers["If-None-Match"] = src.etag
+        if src.last_modified and not several:
+            headers["If-Modified-Since"] = src.last_modified
+        meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
+                                "handle_httpstatus_list": [304], "source": src}
+        if several:
+            # Several pages: fetched one after the other in full (validators would only be the
+            # last page's), then recorded as one document.
+            meta.update(parts=[], parts_todo=src.urls[1:], handle_httpstatus_list=[])
+        if src.timeout:
+            meta["download_timeout"] = src.timeout
+        if src.slot:
+            meta["download_slot"] = src.slot
+        if not src.obey_robots:
+            meta["dont_obey_robotstxt"] = True
+        return scrapy.Request(self.first_url(src), headers=headers, meta=meta, callback=self.parse_source,
+                              errback=self.source_failed, dont_filter=True)
 
     def parse_source(self, response: Response) -> Any:
         meta = response.meta
@@ -110,12 +121,20 @@ class SourceSpider(scrapy.Spider):
                     headers={"Content-Type": PARTS_TYPE}, body=encode_parts(parts), final_url=meta["source_url"],
                     fetched_at=utcnow())
 
-    def fetch_from(self, response: Response, error: str | None = None) -> Fetch:
+    def fetch_from(self, response: Response, error: str | None = None, *, body: bytes | None = None,
+                   facts: dict[str, str] | None = None) -> Fetch:
         meta = response.request.meta if response.request is not None else response.meta
         headers = {k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
         return Fetch(source_id=meta["source_id"], url=meta["source_url"], status=response.status,
-                     headers=headers, body=response.body, final_url=response.url, error=error,
-                     fetched_at=utcnow())
+                     headers=headers, body=response.body if body is None else body,
+                     final_url=response.url if body is None else meta["source_url"], error=error,
+                     fetched_at=utcnow(), facts=facts or {})
+
+    def failed(self, response: Response, error: str) -> Fetch:
+        """A check that got an answer it cannot use: recorded as the source's error."""
+        meta = response.request.meta if response.request is not None else response.meta
+        return Fetch(source_id=meta["source_id"], url=meta["source_url"], status=response.status,
+                     error=error, fetched_at=utcnow())
 
     def source_failed(self, failure: Failure) -> Any:
         request = failure.request  # type: ignore[attr-defined]

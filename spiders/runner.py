@@ -16,6 +16,7 @@ from tracker.config import Settings
 from tracker.db import make_engine, session_scope
 from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, record_check
 from tracker.models import CheckState, Source, Version
+from tracker.streams import stream_cursors
 
 
 class UnknownSources(Exception):
@@ -74,6 +75,7 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             select(CheckState).where(col(CheckState.source_id).in_(chunk))))
         with_baseline.update(session.exec(
             select(Version.source_id).where(col(Version.source_id).in_(chunk)).distinct()))
+    cursors = stream_cursors(session=session, sources=sources, states=states, with_baseline=with_baseline)
     for src in sources:
         state = states.get(src.id)
         has_baseline = src.id in with_baseline
@@ -94,6 +96,7 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             headers=headers, timeout=opts.get("timeout"), slot=host,
             obey_robots=bool(opts.get("obey_robots", obey_robots)),
             link_select=opts.get("link_select"), urls=list(opts.get("urls", [])),
+            options={k: opts[k] for k in ("query", "since") if k in opts}, cursor=cursors.get(src.id),
         ))
     return by_kind, slots
 

@@ -177,8 +177,10 @@ def test_rules_are_checked_against_the_kind() -> None:
 
 def test_every_kind_has_an_extractor_and_a_spider() -> None:
     from spiders import SPIDERS
+    from tracker.kinds import STREAMS
 
-    assert set(SOURCE_KINDS) == set(EXTRACTORS) == set(SPIDERS) == {"html", "pdf", "json"}
+    kinds = {"html", "pdf", "json", "ecfr", "feed", "federal_register"}
+    assert set(SOURCE_KINDS) == set(EXTRACTORS) | set(STREAMS) == set(SPIDERS) == kinds
 
 
 def test_an_index_page_link_is_followed_only_to_the_web() -> None:

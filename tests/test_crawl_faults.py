@@ -258,11 +258,12 @@ def test_a_kind_without_a_spider_is_a_recorded_failure(db_url: str) -> None:
         s.flush()
         source = s.get(Source, "future")
         assert source is not None
-        source.kind = "feed"
+        source.kind = "gopher"
     eng.dispose()
     fixed(crawl(db_url, expect=3), failed=1)
     error = sources(db_url)["future"]["last_error"]
-    assert error.startswith("no spider fetches sources of kind 'feed'") and "known: html" in error
+    assert error.startswith("no spider fetches sources of kind 'gopher'")
+    assert "known: ecfr, federal_register, feed, html" in error
 
 
 def test_retry_waits_back_off_and_honour_retry_after() -> None:

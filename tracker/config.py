@@ -72,6 +72,8 @@ class Settings(BaseSettings):
 
     # Workflow.
     default_review_days: int = Field(5, ge=0, description="days to act on an impact when an SOP does not say")
+    effective_lead_days: int = Field(14, ge=0, description="an impact is due this many days before its "
+                                     "change takes effect, when that is sooner than its review days")
     default_schedule: str = Field("6h", description="schedule of a source that does not say")
     max_note_chars: int = Field(DEFAULT_MAX_NOTE_CHARS, ge=1, description="longest note or dismissal reason, "
                                 "in characters, in the forms, the JSON API (413) and the CLI (exit 2)")

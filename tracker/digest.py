@@ -34,12 +34,14 @@ from tracker.digest_render import (
     ChangeItem,
     DigestContent,
     ImpactItem,
+    PublicationItem,
     Rendered,
     SourceHealth,
     describe_reason,
     excerpts_for,
     render_digest,
 )
+from tracker.kinds import STREAMS
 from tracker.mailer import Mailer, MailError, build_message
 from tracker.models import Change, CheckState, Digest, Impact, Sop, Source, Team
 from tracker.models.lease import DIGEST_LEASE, HeldLease, LeaseHeld, LeaseLost, acquire_lease, describe_holder
@@ -167,6 +169,7 @@ class _Builder:
         self._diffs: dict[int, Diff] = {}
         self.impacts = self._impacts()
         self.changes = self._changes()
+        self.publications = self._publications()
         self.failing = self._failing()
 
     def _diff(self, change: Change) -> Diff:
@@ -204,7 +207,8 @@ class _Builder:
         start = self.since or (self.now - timedelta(days=self.settings.digest_lookback_days))
         mapped = select(Impact.id).where(col(Impact.change_id) == col(Change.id)).exists()
         q = (select(Change, Source).join(Source, col(Change.source_id) == col(Source.id))
-             .where(col(Change.technical).is_(False), col(Change.detected_at) >= start, ~mapped)
+             .where(col(Change.technical).is_(False), col(Change.detected_at) >= start, ~mapped,
+                    col(Source.kind).not_in(list(STREAMS)))  # a stream's news is a publication
              .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
         items: list[ChangeItem] = []
         for change, source in self.session.exec(q).all():
@@ -214,6 +218,24 @@ class _Builder:
                 source_url=source.final_url or source.url, detected_at=change.detected_at,
                 sections=list(change.sections), added=change.added, removed=change.removed,
                 modified=change.modified, excerpts=excerpts, more_blocks=more))
+        return items
+
+    def _publications(self) -> list[PublicationItem]:
+        """New and updated stream entries in the window, mapped or not: the "New publications" part."""
+        start = self.since or (self.now - timedelta(days=self.settings.digest_lookback_days))
+        q = (select(Change, Source).join(Source, col(Change.source_id) == col(Source.id))
+             .where(col(Change.detected_at) >= start, col(Source.kind).in_(list(STREAMS)))
+             .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
+        items: list[PublicationItem] = []
+        for change, source in self.session.exec(q).all():
+            entry = change.entry or {}
+            fields = entry.get("fields") or {}
+            detail = " · ".join(str(x) for x in [fields.get("type"), ", ".join(fields.get("agencies") or [])] if x)
+            items.append(PublicationItem(
+                change_id=change.id or 0, source_id=source.id, source_name=source.name,
+                title=str(entry.get("title") or "(untitled)"), url=entry.get("url"), published=entry.get("published"),
+                detail=detail, effective_on=change.effective_on, comments_close_on=change.comments_close_on,
+                update=bool(entry.get("update"))))
         return items
 
     def _failing(self) -> list[SourceHealth]:
@@ -232,11 +254,14 @@ class _Builder:
             sent_changes, sent_impacts = set(), set()
         impacts = [i for i in self.impacts if aud.sees_sop(i.sop_id) and i.impact_id not in sent_impacts]
         changes = [c for c in self.changes if aud.sees_source(c.source_id) and c.change_id not in sent_changes]
+        publications = [p for p in self.publications
+                        if aud.sees_source(p.source_id) and p.change_id not in sent_changes]
         after = self.since or last_sent
         failing = [SourceHealth(**{**h.__dict__, "new": after is None or (h.error_since or self.now) >= after})
                    for h in self.failing if aud.sees_source(h.source_id)]
         return DigestContent(recipient=aud.recipient, now=self.now, impacts=impacts, changes=changes,
-                             failing=failing, everything=aud.everything, since=self.since)
+                             failing=failing, everything=aud.everything, since=self.since,
+                             publications=publications)
 
 
 def build_digests(*, session: Session, settings: Settings, now: datetime | None = None,
@@ -288,7 +313,8 @@ def record_delivery(*, session: Session, run_id: str, content: DigestContent, su
                     now: datetime, message_id: str | None = None, error: str | None = None) -> Digest:
     """Remember one recipient's digest (what it carried, sent or failed) with its audit event."""
     digest = Digest(run_id=run_id, recipient=content.recipient, created_at=now, status=status, subject=subject,
-                    since=content.since, change_ids=[c.change_id for c in content.changes],
+                    since=content.since,
+                    change_ids=[c.change_id for c in content.changes] + [p.change_id for p in content.publications],
                     impact_ids=[i.impact_id for i in content.impacts],
                     failing_source_ids=[h.source_id for h in content.failing], message_id=message_id, error=error)
     session.add(digest)

@@ -82,6 +82,32 @@ class ChangeItem:
 
 
 @dataclass
+class PublicationItem:
+    """A new or updated entry of a stream (a Federal Register document, a feed item): news as such,
+    whether or not it touched an SOP, with when it takes effect and when comments close."""
+
+    change_id: int
+    source_id: str
+    source_name: str
+    title: str
+    url: str | None
+    published: str | None
+    detail: str  # "Rule · Federal Trade Commission", or ""
+    effective_on: date | None
+    comments_close_on: date | None
+    update: bool = False
+
+    def takes_effect(self, today: date) -> str:
+        """"takes effect in 12 days", "took effect on 2024-01-01", or "" when unknown."""
+        if self.effective_on is None:
+            return ""
+        days = (self.effective_on - today).days
+        if days > 0:
+            return f"takes effect in {_plural(days, 'day', 'days')} ({self.effective_on.isoformat()})"
+        return "takes effect today" if days == 0 else f"took effect on {self.effective_on.isoformat()}"
+
+
+@dataclass
 class SourceHealth:
     """A source whose checks are failing: since when, how often, and the last error."""
 
@@ -104,6 +130,7 @@ class DigestContent:
     impacts: list[ImpactItem] = field(default_factory=list)
     changes: list[ChangeItem] = field(default_factory=list)
     failing: list[SourceHealth] = field(default_factory=list)
+    publications: list[PublicationItem] = field(default_factory=list)
     everything: bool = False  # on the subscribe-to-everything list
     since: datetime | None = None  # an explicit re-send from this time
 
@@ -120,7 +147,7 @@ class DigestContent:
     @property
     def has_news(self) -> bool:
         """True when there is something to send: impacts, changes, or a source that newly fails."""
-        return bool(self.impacts or self.changes or any(h.new for h in self.failing))
+        return bool(self.impacts or self.changes or self.publications or any(h.new for h in self.failing))
 
 
 @dataclass

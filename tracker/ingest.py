@@ -13,12 +13,13 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from tracker.check.dates import find_dates
 from tracker.check.kinds import extract_kind
 from tracker.db import utcnow
 from tracker.diffing import diff_blocks
@@ -31,6 +32,7 @@ from tracker.extract import (
     blocks_to_json,
 )
 from tracker.extract_limits import DEFAULT_LIMITS, Limits
+from tracker.kinds import is_stream
 from tracker.models import Blob, Change, CheckState, Snapshot, Source, Version
 
 # Response headers worth keeping with a snapshot.
@@ -54,10 +56,18 @@ class Fetch:
     final_url: str | None = None
     error: str | None = None
     fetched_at: datetime = field(default_factory=utcnow)
+    # What the kind's spider learned besides the body: cursor (kept for the next check),
+    # effective_on and effective_from (where that date comes from).
+    facts: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304 and self.error is None
+
+    def not_modified_copy(self) -> Fetch:
+        """This fetch as "not modified": the kind's spider found nothing new to fetch."""
+        return Fetch(source_id=self.source_id, url=self.url, status=304, fetched_at=self.fetched_at,
+                     facts=dict(self.facts))
 
 
 @dataclass
@@ -155,8 +165,8 @@ def _headers(fetch: Fetch) -> dict[str, str]:
     return {k: v for k, v in ((k.lower(), v) for k, v in fetch.headers.items()) if k in KEPT_HEADERS}
 
 
-def _fail(*, session: Session, source: Source, state: CheckState, fetch: Fetch, error: str,
-          keep_body: bool) -> CheckOutcome:
+def fail_check(*, session: Session, source: Source, state: CheckState, fetch: Fetch, error: str,
+               keep_body: bool) -> CheckOutcome:
     now = fetch.fetched_at
     # The first failure of a streak, or a different kind of error (numbers in messages vary).
     first_time = state.consecutive_failures == 0 or _DIGITS.sub("#", state.last_error or "") != _DIGITS.sub("#", error)
@@ -177,7 +187,7 @@ def _fail(*, session: Session, source: Source, state: CheckState, fetch: Fetch, 
     return CheckOutcome(source.id, FAILED, error=error)
 
 
-def _succeed(state: CheckState, fetch: Fetch, result: str) -> None:
+def succeed_check(state: CheckState, fetch: Fetch, result: str) -> None:
     state.last_checked_at = state.last_success_at = fetch.fetched_at
     state.last_result = result
     state.last_status = fetch.status
@@ -190,6 +200,32 @@ def _succeed(state: CheckState, fetch: Fetch, result: str) -> None:
         # Validators come from the response that carried the content (a 304 may repeat them).
         state.etag = headers.get("etag")
         state.last_modified = headers.get("last-modified")
+    if fetch.facts.get("cursor"):
+        state.cursor = fetch.facts["cursor"]
+
+
+def snapshot_of(*, session: Session, source: Source, fetch: Fetch) -> Snapshot:
+    """The raw response behind new versions, stored once."""
+    sha = store_blob(session=session, data=fetch.body)
+    snapshot = Snapshot(source_id=source.id, fetched_at=fetch.fetched_at, url=fetch.final_url or fetch.url,
+                        http_status=fetch.status, headers=_headers(fetch), content_sha256=sha,
+                        purpose="version")
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
+def _dates_of(fetch: Fetch, blocks: Sequence[Block]) -> dict[str, Any]:
+    """A document change's dates: what the kind's API said (fetch.facts), else its text's sentences."""
+    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    if fetch.facts.get("effective_on"):
+        values["effective_on"] = date.fromisoformat(fetch.facts["effective_on"])
+        where["effective_on"] = fetch.facts.get("effective_from", "the source")
+    for name, found in find_dates("\n".join(b.text for b in blocks)).items():
+        if name not in values:
+            values[name], where[name] = found.on, found.sentence
+    return values | ({"dates_from": where} if where else {})
 
 
 # record_check's "look it up yourself" default for baseline_ref (None means: known to have no version).
@@ -214,49 +250,48 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
     elif fetch.final_url == source.url:
         source.final_url = None
     if fetch.error is not None:
-        return _fail(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
-                     keep_body=bool(fetch.body))
+        return fail_check(session=session, source=source, state=state, fetch=fetch, error=fetch.error,
+                          keep_body=bool(fetch.body))
     ref = _baseline_ref(session=session, source_id=source.id) if baseline_ref is LOOK_UP else baseline_ref
     if fetch.not_modified:
         if ref is None:
             # Only a request carrying validators may be answered 304, and those need a baseline.
-            return _fail(session=session, source=source, state=state, fetch=fetch, keep_body=False,
-                         error=f"HTTP 304 (not modified) from {fetch.final_url or fetch.url} although no "
-                               "version is stored yet: the server answers 304 to unconditional requests")
-        _succeed(state, fetch, NOT_MODIFIED)
+            return fail_check(session=session, source=source, state=state, fetch=fetch, keep_body=False,
+                              error=f"HTTP 304 (not modified) from {fetch.final_url or fetch.url} although no "
+                              "version is stored yet: the server answers 304 to unconditional requests")
+        succeed_check(state, fetch, NOT_MODIFIED)
         return CheckOutcome(source.id, NOT_MODIFIED)
     if fetch.status is not None and not 200 <= fetch.status < 300:
-        return _fail(session=session, source=source, state=state, fetch=fetch,
-                     error=f"HTTP {fetch.status} from {fetch.final_url or fetch.url}", keep_body=True)
+        return fail_check(session=session, source=source, state=state, fetch=fetch,
+                          error=f"HTTP {fetch.status} from {fetch.final_url or fetch.url}", keep_body=True)
 
+    if is_stream(source.kind):
+        from tracker.streams import record_stream
+
+        return record_stream(session=session, source=source, state=state, fetch=fetch, on_change=on_change)
     rules = rules_for(source)
     content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
     try:
-        extracted = extract_kind(fetch.body, rules, content_type, limits=limits)
+        new_blocks = extract_kind(fetch.body, rules, content_type, limits=limits).blocks
     except ExtractionError as exc:
-        return _fail(session=session, source=source, state=state, fetch=fetch, error=str(exc),
-                     keep_body=True)
+        return fail_check(session=session, source=source, state=state, fetch=fetch, error=str(exc),
+                          keep_body=True)
 
-    text_hash = extracted.hash
+    text_hash = blocks_hash(new_blocks)
     if ref is not None and ref[1] == text_hash:
         # Unchanged: the baseline's blocks are never loaded (the common case of an unvalidated fetch).
-        _succeed(state, fetch, UNCHANGED)
+        succeed_check(state, fetch, UNCHANGED)
         return CheckOutcome(source.id, UNCHANGED, version_id=ref[0])
     baseline = session.get(Version, ref[0]) if ref is not None else None
 
-    sha = store_blob(session=session, data=fetch.body)
-    snapshot = Snapshot(source_id=source.id, fetched_at=fetch.fetched_at, url=fetch.final_url or fetch.url,
-                        http_status=fetch.status, headers=_headers(fetch), content_sha256=sha,
-                        purpose="version")
-    session.add(snapshot)
-    session.flush()
+    snapshot = snapshot_of(session=session, source=source, fetch=fetch)
     version = Version(source_id=source.id, snapshot_id=snapshot.id, created_at=fetch.fetched_at,
-                      text_hash=text_hash, blocks=blocks_to_json(extracted.blocks),
-                      block_count=len(extracted.blocks), rules=rules.to_json(), rules_hash=rules.hash)
+                      text_hash=text_hash, blocks=blocks_to_json(new_blocks),
+                      block_count=len(new_blocks), rules=rules.to_json(), rules_hash=rules.hash)
     session.add(version)
     session.flush()
     if baseline is None:
-        _succeed(state, fetch, NEW)
+        succeed_check(state, fetch, NEW)
         return CheckOutcome(source.id, NEW, version_id=version.id)
 
     old_blocks = blocks_from_json(baseline.blocks)
@@ -270,20 +305,21 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
                 technical = True
             else:
                 old_blocks = rebased
-    diff = diff_blocks(old_blocks, extracted.blocks)
+    diff = diff_blocks(old_blocks, new_blocks)
     if not diff:
         # Same blocks and words, only the heading structure moved (an <h2> became an <h3>): the
         # new version keeps the paths current, but there is no change for anyone to read.
-        _succeed(state, fetch, UNCHANGED)
+        succeed_check(state, fetch, UNCHANGED)
         return CheckOutcome(source.id, UNCHANGED, version_id=version.id)
     change = Change(source_id=source.id, from_version_id=baseline.id or 0, to_version_id=version.id or 0,
                     detected_at=fetch.fetched_at, technical=technical, sections=diff.sections,
-                    added=diff.added, removed=diff.removed, modified=diff.modified, diff=diff.to_json())
+                    added=diff.added, removed=diff.removed, modified=diff.modified, diff=diff.to_json(),
+                    **_dates_of(fetch, new_blocks))
     session.add(change)
     session.flush()
     if on_change is not None and not technical:
         on_change(session, change)
-    _succeed(state, fetch, CHANGED)
+    succeed_check(state, fetch, CHANGED)
     return CheckOutcome(source.id, CHANGED, version_id=version.id, change_id=change.id,
                         sections=diff.sections, technical=technical)
 

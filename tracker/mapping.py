@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.audit import SYSTEM, append_event
+from tracker.check.entry import entry_filters_hold, type_name
 from tracker.diffing import BlockChange
 from tracker.extract import SEP
 from tracker.models import Change, Impact, Sop
@@ -147,6 +148,8 @@ class _Watch:
     keywords: tuple[tuple[int, str], ...]  # (keyword id, the keyword as written)
     glob_ids: frozenset[int] = frozenset()
     keyword_ids: frozenset[int] = frozenset()
+    agencies: frozenset[str] = frozenset()  # case folded slugs or names
+    types: frozenset[str] = frozenset()  # case folded type names
 
 
 @dataclass
@@ -288,7 +291,9 @@ class Matcher:
                 globs = tuple((idx.glob_id(g), g) for g in watch.get("sections") or [])
                 keywords = tuple((idx.keyword_id(k), k) for k in watch.get("keywords") or [])
                 w = _Watch(sop_id, n, globs, keywords, frozenset(g for g, _ in globs),
-                           frozenset(k for k, _ in keywords))
+                           frozenset(k for k, _ in keywords),
+                           frozenset(a.strip().casefold() for a in watch.get("agencies") or []),
+                           frozenset(type_name(t) for t in watch.get("types") or []))
                 if w.glob_ids:
                     for gid in w.glob_ids:
                         idx.by_glob.setdefault(gid, []).append(w)
@@ -302,11 +307,17 @@ class Matcher:
         """SOP id -> reasons (one per matching watch) for a change of source_id made of blocks."""
         return self._match(source_id, [(b.section, changed_pieces(b)) for b in blocks])
 
-    def match_json(self, source_id: str, diff: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-        """match() on a change's stored diff JSON, without building BlockChange objects."""
-        return self._match(source_id, [(c["section"], _pieces_json(c)) for c in diff.get("changes", ())])
+    def match_json(self, source_id: str, diff: dict[str, Any],
+                   entry: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """match() on a change's stored diff JSON, without building BlockChange objects.
 
-    def _match(self, source_id: str, items: list[tuple[str, list[str]]]) -> dict[str, list[dict[str, Any]]]:
+        entry: the stream entry the change adds, whose fields the agencies/types filters read.
+        """
+        return self._match(source_id, [(c["section"], _pieces_json(c)) for c in diff.get("changes", ())],
+                           (entry or {}).get("fields") or {})
+
+    def _match(self, source_id: str, items: list[tuple[str, list[str]]],
+               fields: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
         idx = self.sources.get(source_id)
         if idx is None or not items:
             return {}
@@ -336,6 +347,11 @@ class Matcher:
         out: dict[str, list[dict[str, Any]]] = {}
         for w in candidates:
             reason: dict[str, Any] = {"watch": w.index, "source": source_id}
+            if w.agencies or w.types:
+                held = entry_filters_hold(agencies=w.agencies, types=w.types, fields=fields or {})
+                if held is None:
+                    continue
+                reason.update(held)
             if not w.glob_ids and not w.keyword_ids:
                 out.setdefault(w.sop_id, []).append(reason)
                 continue
@@ -369,17 +385,20 @@ class MappingContext:
     matcher: Matcher
     sops: dict[str, SopInfo]
     default_review_days: int
+    effective_lead_days: int = 14
 
     @classmethod
     def load(cls, session: Session, *, default_review_days: int | None = None) -> MappingContext:
         """Read every enabled SOP and compile its watches."""
-        if default_review_days is None:
-            from tracker.config import get_settings
+        from tracker.config import get_settings
 
-            default_review_days = get_settings().default_review_days
+        settings = get_settings()
+        if default_review_days is None:
+            default_review_days = settings.default_review_days
         rows = session.exec(select(Sop).where(col(Sop.enabled).is_(True)).order_by(col(Sop.id))).all()
         return cls(Matcher((s.id, s.watches) for s in rows),
-                   {s.id: SopInfo(s.owner, s.review_days) for s in rows}, default_review_days)
+                   {s.id: SopInfo(s.owner, s.review_days) for s in rows}, default_review_days,
+                   settings.effective_lead_days)
 
 
 class CrawlMapper:
@@ -409,7 +428,9 @@ def _create_impacts(*, session: Session, change: Change, hits: dict[str, list[di
         days = info.review_days if info.review_days is not None else context.default_review_days
         impact = Impact(change_id=change.id or 0, sop_id=sop_id, source_id=change.source_id, status="open",
                         reasons=hits[sop_id], assignee=info.owner,
-                        due_date=due_date_for(detected_at=change.detected_at, review_days=days))
+                        due_date=due_date_for(detected_at=change.detected_at, review_days=days,
+                                              effective_on=change.effective_on,
+                                              lead_days=context.effective_lead_days))
         session.add(impact)
         session.flush()
         append_event(session=session, actor=SYSTEM, action="impact.created", entity_type="impact",
@@ -430,7 +451,7 @@ def map_change(session: Session, change: Change, *, context: MappingContext | No
     if change.technical or change.id is None:
         return []
     context = context or MappingContext.load(session)
-    hits = context.matcher.match_json(change.source_id, change.diff)
+    hits = context.matcher.match_json(change.source_id, change.diff, change.entry)
     if not hits:
         return []
     existing = set(session.exec(select(Impact.sop_id).where(Impact.change_id == change.id)).all())
@@ -467,7 +488,7 @@ def remap(*, session: Session, since: datetime | None = None, source_id: str | N
             existing.setdefault(cid, set()).add(sid)
         for change in changes:
             report.changes += 1
-            hits = context.matcher.match_json(change.source_id, change.diff)
+            hits = context.matcher.match_json(change.source_id, change.diff, change.entry)
             if hits:
                 report.impacts += _create_impacts(session=session, change=change, hits=hits, context=context,
                                                   existing=existing.get(change.id or 0, set()))

@@ -10,12 +10,17 @@ from tracker.models import AuditEvent, Change, Impact, Sop
 from tracker.workflow import allowed_next, is_overdue
 
 
-def change_public(change: Change) -> dict[str, Any]:
-    """A change without its diff: where, when, which sections, how many blocks."""
-    return {"id": change.id, "source_id": change.source_id, "detected_at": change.detected_at,
+def change_public(change: Change, *, kind: str | None = None) -> dict[str, Any]:
+    """A change without its diff: where, when, which sections, how many blocks, when it takes
+    effect, and for a stream's change the entry it adds (id, title, url, published)."""
+    entry = change.entry
+    return {"id": change.id, "source_id": change.source_id, "kind": kind, "detected_at": change.detected_at,
             "from_version_id": change.from_version_id, "to_version_id": change.to_version_id,
             "technical": change.technical, "sections": change.sections,
-            "added": change.added, "removed": change.removed, "modified": change.modified}
+            "added": change.added, "removed": change.removed, "modified": change.modified,
+            "effective_on": change.effective_on, "updated_on": change.updated_on,
+            "comments_close_on": change.comments_close_on, "dates_from": change.dates_from,
+            "entry": {k: entry.get(k) for k in ("id", "title", "url", "published")} if entry else None}
 
 
 def impact_public(impact: Impact, *, change: Change | None = None, sop: Sop | None = None,

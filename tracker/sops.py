@@ -77,6 +77,15 @@ class WatchSpec(BaseModel):
     sections: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
     alert: Literal["immediate", "digest"] | None = None
+    # Federal Register filters: agency slugs or names, and document types (RULE, PRORULE, NOTICE
+    # or "Proposed Rule"); a stream entry must match one of each given (tracker.mapping).
+    agencies: list[str] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The watch as stored on the SOP (filters it does not use are left out)."""
+        unused = {k for k in ("agencies", "types") if not getattr(self, k)}
+        return self.model_dump(exclude_none=True, exclude=unused)
 
     @field_validator("sections")
     @classmethod
@@ -269,7 +278,7 @@ def sop_fields(spec: SopSpec) -> dict[str, Any]:
     """The columns of a Sop row a spec sets."""
     return {"title": spec.title, "owner": spec.owner, "team_id": spec.team, "url": spec.url,
             "review_days": spec.review_days,
-            "watches": [w.model_dump(exclude_none=True) for w in spec.watches],
+            "watches": [w.to_json() for w in spec.watches],
             "alert": spec.alert, "enabled": spec.enabled}
 
 

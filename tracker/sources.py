@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -14,12 +15,14 @@ from sqlmodel import Session, select
 from tracker.audit import SYSTEM, append_event
 from tracker.check.kinds import EXTRACTORS, rule_problems
 from tracker.db import utcnow
+from tracker.kinds import STREAMS, validate_query
 from tracker.models import CheckState, Source
 from tracker.schedules import parse_schedule
 from tracker.yamlfile import RegistryError, load_yaml, validate_entries
 
-# Source kinds, from the one table of kinds (tracker.check.kinds); each must have a spider in spiders/.
-SOURCE_KINDS = tuple(EXTRACTORS)
+# Source kinds: the document kinds (tracker.check.kinds) and the stream kinds (tracker.kinds); each must
+# have a spider in spiders/.
+SOURCE_KINDS = (*EXTRACTORS, *STREAMS)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Fields whose change means the stored versions were extracted under other rules.
 RULE_FIELDS = ("select", "remove")
@@ -69,6 +72,16 @@ class SourceSpec(BaseModel):
                 raise ValueError("urls: must list two or more pages (use `url` for one)")
             data = {**data, "url": urls[0]}
         return data
+    # What an ecfr or federal_register source asks for (its schema: tracker.kinds.QUERIES).
+    query: dict[str, Any] = Field(default_factory=dict)
+    # A stream's first check records what it lists as the baseline, unless it backfills from here.
+    since: date | None = None
+
+    @model_validator(mode="after")
+    def _kind_query(self) -> SourceSpec:
+        if self.kind in SOURCE_KINDS:
+            self.query = validate_query(self.kind, self.query)
+        return self
 
     @field_validator("id")
     @classmethod
@@ -165,12 +178,16 @@ def _fields(spec: SourceSpec) -> dict[str, Any]:
 
 
 def _options(spec: SourceSpec) -> dict[str, Any]:
-    """The Source row's options: the declared overrides, and link_select when there is one."""
+    """The Source row's options: the declared overrides, link_select, urls, query and since when given."""
     options = spec.options.model_dump(exclude_none=True, exclude_defaults=True)
     if spec.link_select is not None:
         options["link_select"] = spec.link_select
     if spec.urls:
         options["urls"] = list(spec.urls)
+    if spec.query:
+        options["query"] = spec.query
+    if spec.since:
+        options["since"] = spec.since.isoformat()
     return options
 
 

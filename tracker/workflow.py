@@ -76,10 +76,21 @@ def check_actor(by: str) -> str:
     return by
 
 
-def due_date_for(*, detected_at: datetime, review_days: int) -> date:
-    """The date an impact is due: the change's detection day (UTC) plus the SOP's review days."""
+def due_date_for(*, detected_at: datetime, review_days: int, effective_on: date | None = None,
+                 lead_days: int = 14) -> date:
+    """The date an impact is due: the change's detection day (UTC) plus the SOP's review days, or
+    earlier when the change takes effect sooner: lead_days before its effective date, if that
+    day is still ahead of the detection day (a rule effective tomorrow cannot be due last week)."""
     when = detected_at if detected_at.tzinfo else detected_at.replace(tzinfo=UTC)
-    return (when.astimezone(UTC) + timedelta(days=review_days)).date()
+    detected = when.astimezone(UTC).date()
+    due = detected + timedelta(days=review_days)
+    if effective_on is not None:
+        before = effective_on - timedelta(days=lead_days)
+        if detected < before < due:
+            due = before
+        elif detected < effective_on < due:  # too close for the lead: never due after it applies
+            due = effective_on
+    return due
 
 
 def is_overdue(impact: Impact, *, today: date | None = None) -> bool:

@@ -1,1 +1,1 @@
-"""Checking a source: the extractors of each kind of document (pure functions on bytes)."""
+"""Checking a source: pure per-kind parsing, bytes in, blocks or entries out (no database, no network)."""

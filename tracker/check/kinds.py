@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tracker.check.ecfr import extract_part
 from tracker.check.jsondoc import extract_json, validate_jmespath
 from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
@@ -22,7 +23,13 @@ def _extract_html(body: bytes, rules: Rules, content_type: str | None = None) ->
     return extract(body, rules, content_type=content_type)
 
 
-EXTRACTORS: dict[str, Extractor] = {"html": _extract_html, "pdf": extract_pdf, "json": extract_json}
+def _extract_ecfr(body: bytes, rules: Rules, content_type: str | None = None) -> Extracted:
+    return Extracted(blocks=extract_part(body), encoding="utf-8")
+
+
+# Document kinds (versions of one text). Stream kinds (entries) are tracker.kinds.STREAMS.
+EXTRACTORS: dict[str, Extractor] = {"html": _extract_html, "pdf": extract_pdf, "json": extract_json,
+                                    "ecfr": _extract_ecfr}
 
 
 def extract_kind(body: bytes, rules: Rules, content_type: str | None = None, *,

@@ -30,8 +30,9 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
         if source:
             q = q.where(Change.source_id == source)
         rows = list(s.exec(q).all())
+        kinds = dict(s.exec(select(Source.id, Source.kind)).all())
     if as_json:
-        emit_json([change_public(c) for c in rows])
+        emit_json([change_public(c, kind=kinds.get(c.source_id)) for c in rows])
         return
     if not rows:
         typer.echo("no changes" + (f" since {iso(after)}" if after else ""))
@@ -59,7 +60,8 @@ def changes_show(change_id: int = typer.Argument(..., help="the change id"),
             fail(f"no change #{change_id} (see `tracker changes list`)")
         src = s.get(Source, change.source_id)
     if fmt == "json":
-        emit_json(change_public(change) | {"url": src.url if src else None, "diff": change.diff})
+        emit_json(change_public(change, kind=src.kind if src else None)
+                  | {"url": src.url if src else None, "diff": change.diff})
         return
     kind = " (technical: extraction rules changed, not the policy)" if change.technical else ""
     typer.echo(f"change #{change.id} in {change.source_id}{kind}")

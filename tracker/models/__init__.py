@@ -1,6 +1,6 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
-from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, Version
+from tracker.models.core import Blob, Change, CheckState, Snapshot, Source, StreamEntryRecord, Version
 from tracker.models.digest import Digest
 from tracker.models.lease import Lease, LeaseHeld, LeaseLost
 from tracker.models.notify import Delivery, FeedToken
@@ -10,4 +10,4 @@ from tracker.models.users import LoginAttempt, User, WebSecret, WebSession
 
 __all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "Delivery", "Digest", "FeedToken",
            "Impact", "ImpactNote", "JobRun", "Lease", "LeaseHeld", "LeaseLost", "LoginAttempt", "SchedulerState",
-           "Snapshot", "Sop", "Source", "Team", "User", "Version", "WebSecret", "WebSession"]
+           "Snapshot", "Sop", "Source", "StreamEntryRecord", "Team", "User", "Version", "WebSecret", "WebSession"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +60,8 @@ class CheckState(SQLModel, table=True):
     checks: int = 0
     etag: str | None = None
     last_modified: str | None = None
+    # What a kind remembers between checks beyond validators (eCFR: the newest edition recorded).
+    cursor: str | None = None
 
 
 class Blob(SQLModel, table=True):
@@ -119,3 +121,30 @@ class Change(SQLModel, table=True):
     removed: int = 0
     modified: int = 0
     diff: dict[str, Any] = _json({})
+    # When the change takes effect, when its text says it was updated, when comments close (when
+    # known: from the Federal Register, the eCFR edition, or a sentence of the text), and the
+    # sentence or source each came from.
+    effective_on: date | None = None
+    updated_on: date | None = None
+    comments_close_on: date | None = None
+    dates_from: dict[str, str] | None = Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=True))
+    # A stream's entry this change adds or updates: {id, title, url, published, fields}; None for documents.
+    entry: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=True))
+
+
+class StreamEntryRecord(SQLModel, table=True):
+    """An entry a stream (feed, Federal Register query) has listed: known ids are not news again."""
+
+    __tablename__ = "stream_entry"
+    __table_args__ = (sa.UniqueConstraint("source_id", "entry_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="source.id", index=True)
+    entry_id: str = Field(max_length=500)
+    title: str
+    url: str | None = None
+    published: str | None = Field(default=None, max_length=64, index=True)
+    content_hash: str = Field(max_length=64)
+    version_id: int | None = Field(default=None, foreign_key="version.id")
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))

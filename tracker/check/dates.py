@@ -1,0 +1,61 @@
+"""Dates a regulation or policy text announces: when it takes effect, when it was last updated,
+when comments close. Each found date keeps the sentence it came from, for a reader to check.
+
+Pure and bounded: only the first MAX_SCAN characters of a text are looked at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+MAX_SCAN = 200_000
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_DATE = (r"(?P<month>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+         r"|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4})"
+         r"|(?P<iso>\d{4}-\d{2}-\d{2})")
+_CUES = {
+    "effective_on": re.compile(r"\b(effective|take[s]? effect|come[s]? into (?:force|effect)|in force)\b", re.I),
+    "updated_on": re.compile(r"\b(last (?:updated|modified|revised)|updated on|revised on)\b", re.I),
+    "comments_close_on": re.compile(r"\bcomments?\b.*\b(by|before|on or before|no later than|close)\b", re.I),
+}
+_DATE_RE = re.compile(_DATE)
+
+
+@dataclass(frozen=True)
+class FoundDate:
+    """A date and the sentence that announced it."""
+
+    on: date
+    sentence: str
+
+
+def _to_date(m: re.Match[str]) -> date | None:
+    try:
+        if m.group("iso"):
+            return date.fromisoformat(m.group("iso"))
+        return date(int(m.group("year")), _MONTHS[m.group("month")[:3].lower()], int(m.group("day")))
+    except ValueError:
+        return None
+
+
+def find_dates(text: str) -> dict[str, FoundDate]:
+    """The first effective, last-updated and comments-close dates a text states, by field name."""
+    found: dict[str, FoundDate] = {}
+    # A sentence ends at . ! or ? before a capital letter ("Sept. 21" stays whole).
+    for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z\"“(])|\n+", text[:MAX_SCAN]):
+        if len(found) == len(_CUES):
+            break
+        m = _DATE_RE.search(sentence)
+        if m is None or (when := _to_date(m)) is None:
+            continue
+        for name, cue in _CUES.items():
+            if name in found or not cue.search(sentence):
+                continue
+            if name == "effective_on" and _CUES["updated_on"].search(sentence):
+                continue  # "Last updated: ... effective" is an update stamp, kept apart
+            found[name] = FoundDate(when, " ".join(sentence.split())[:500])
+            break
+    return found
