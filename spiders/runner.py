@@ -14,7 +14,7 @@ from spiders import SPIDERS
 from spiders.base import SourceRequest
 from tracker.config import Settings
 from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, record_check
+from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, lock_sources, record_check
 from tracker.models import CheckState, Source, Version
 
 
@@ -242,7 +242,7 @@ def record_failures(*, database_url: str, errors: Mapping[str, str]) -> list[Che
         for sid, error in errors.items():
             try:
                 with session_scope(engine) as session:
-                    source = session.get(Source, sid)
+                    source = lock_sources(session=session, source_ids=[sid]).get(sid)
                     if source is None:
                         raise LookupError(f"source {sid} vanished from the database during the crawl")
                     outcomes.append(record_check(session=session, source=source,

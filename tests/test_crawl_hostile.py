@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_tracker
-from tests.support.page_server import PageServer, Route, real_page, serve_pages
+from tests.support.page_server import Route, real_page, serve_pages
 from tests.test_crawl_e2e import changes, cli_json, crawl, fixed
 
 X = "x-privacy-policy"
@@ -40,7 +40,8 @@ def test_one_stray_byte_in_a_utf8_page_changes_only_its_block(db_url: str, tmp_p
         site.routes["/x"] = Route(page, headers={"Content-Type": content_type})
         sync(db_url, tmp_path, [source("x", site.url("/x"))])
         fixed(crawl(db_url), new=1)
-        site.routes["/x"] = Route(with_stray_byte(page, b"Most people who use X"), headers={"Content-Type": content_type})
+        stray = with_stray_byte(page, b"Most people who use X")
+        site.routes["/x"] = Route(stray, headers={"Content-Type": content_type})
         fixed(crawl(db_url), changed=1)
         (change,) = changes(db_url)
         assert (change["added"], change["removed"], change["modified"]) == (0, 0, 1), change

@@ -51,7 +51,8 @@ def _handler(server: PageServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server.requested.append(self.path)
-            route = server.routes.get(self.path.split("?")[0]) or Route(b"not found", 404, {"Content-Type": "text/plain"})
+            missing = Route(b"not found", 404, {"Content-Type": "text/plain"})
+            route = server.routes.get(self.path.split("?")[0]) or missing
             if route.delay:
                 time.sleep(route.delay)
             try:
