@@ -45,14 +45,22 @@ class SourceRequest:
     obey_robots: bool = True
 
 
+@dataclass
+class StopFlag:
+    """Set (from a signal handler: a plain attribute, no lock) when the crawl was asked to stop."""
+
+    requested: bool = False
+
+
 class SourceSpider(scrapy.Spider):
-    """Fetches each source once, with its validators, and yields a Fetch whatever happens."""
+    """Fetches each source once, with its validators, and yields a Fetch whatever happens (but a stop)."""
 
     name = "source"
 
-    def __init__(self, sources: list[SourceRequest], **kwargs: Any):
+    def __init__(self, sources: list[SourceRequest], stop: StopFlag | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.sources = sources
+        self.stop = stop or StopFlag()
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for src in self.sources:
@@ -83,6 +91,10 @@ class SourceSpider(scrapy.Spider):
                      fetched_at=utcnow())
 
     def source_failed(self, failure: Failure) -> Any:
+        if self.stop.requested:
+            # A request cut short or timed out while the crawl stops is the stop's doing, not the
+            # source's: no Fetch, so the source keeps its state and is checked again next time.
+            return
         request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
         retries = meta.get("retry_times", 0)
