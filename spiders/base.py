@@ -18,6 +18,7 @@ from twisted.internet.error import (
 )
 from twisted.python.failure import Failure
 
+from spiders.middlewares import OffHostRedirect
 from tracker.db import utcnow
 from tracker.ingest import Fetch
 
@@ -43,6 +44,7 @@ class SourceRequest:
     timeout: float | None = None
     slot: str | None = None
     obey_robots: bool = True
+    offhost_redirects: str = "record"  # or "refuse" (see spiders.middlewares.OffHostRedirectMiddleware)
 
 
 @dataclass
@@ -77,6 +79,8 @@ class SourceSpider(scrapy.Spider):
                 meta["download_slot"] = src.slot
             if not src.obey_robots:
                 meta["dont_obey_robotstxt"] = True
+            if src.offhost_redirects == "refuse":
+                meta["refuse_offhost_redirects"] = True
             yield scrapy.Request(src.url, headers=headers, meta=meta, callback=self.parse_source,
                                  errback=self.source_failed, dont_filter=True)
 
@@ -106,7 +110,10 @@ class SourceSpider(scrapy.Spider):
             yield self.fetch_from(response, error=error)
             return
         url = request.url
-        if isinstance(value, _TIMEOUTS):
+        if isinstance(value, OffHostRedirect):
+            error = (f"{meta['source_url']} redirects to another host ({value.host}: {url}); refused because "
+                     "the source sets options.offhost_redirects: refuse (fix the url, or set it to record)")
+        elif isinstance(value, _TIMEOUTS):
             timeout = meta.get("download_timeout")
             took = f" after {timeout:g}s" if isinstance(timeout, int | float) else ""
             error = (f"timed out{took} fetching {url}{after} (raise TRACKER_DOWNLOAD_TIMEOUT or the "

@@ -97,6 +97,7 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             last_modified=state.last_modified if state and has_baseline else None,
             headers=headers, timeout=opts.get("timeout"), slot=host,
             obey_robots=bool(opts.get("obey_robots", obey_robots)),
+            offhost_redirects=str(opts.get("offhost_redirects", "record")),
         ))
     return by_kind, slots
 
@@ -165,7 +166,8 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "SPIDER_MIDDLEWARES_BASE": {k: v for k, v in scrapy_defaults.SPIDER_MIDDLEWARES_BASE.items()
                                     if k not in _UNUSED},
         "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
-        "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.BackoffRetryMiddleware": 550},
+        "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.BackoffRetryMiddleware": 550,
+                                   "spiders.middlewares.OffHostRedirectMiddleware": 560},
         "ITEM_PIPELINES": {"spiders.pipelines.RecordPipeline": 300},
         # A response yields exactly one item; Scrapy would start this many tasks per response.
         "CONCURRENT_ITEMS": 1,

@@ -51,3 +51,64 @@ def test_one_stray_byte_in_a_utf8_page_changes_only_its_block(db_url: str, tmp_p
         site.routes["/x"] = Route(page, headers={"Content-Type": content_type})
         fixed(crawl(db_url), changed=1)
         assert [(c["added"], c["removed"], c["modified"]) for c in changes(db_url)] == [(0, 0, 1), (0, 0, 1)]
+
+
+def test_offhost_redirects_are_flagged_or_refused_per_source(db_url: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve_pages() as site:
+        site.routes["/page"] = Route(real_page(X, 1))
+        # 127.0.0.1 and localhost: one server, two host names.
+        site.routes["/moved"] = Route(b"", 302, {"Location": site.url("/page", host="localhost")})
+        site.routes["/same"] = Route(b"", 302, {"Location": site.url("/page")})
+        sync(db_url, tmp_path, [
+            source("followed", site.url("/moved")),
+            source("refused", site.url("/moved"), options={"offhost_redirects": "refuse"}),
+            source("on-host", site.url("/same"), options={"offhost_redirects": "refuse"}),
+        ])
+        out = run_tracker(db_url, "crawl")
+        assert out.returncode == 3, out.stdout + out.stderr
+        # The refused chain stops before asking the other host: only the followed source went there.
+        assert site.requested.count("localhost/page") == 1 and site.requested.count("127.0.0.1/page") == 1
+    listed = {s["id"]: s for s in cli_json(db_url, "sources", "list", "--json")}
+    assert listed["followed"]["last_result"] == "new" and listed["followed"]["redirected_host"] == "localhost"
+    assert listed["on-host"]["last_result"] == "new" and listed["on-host"]["redirected_host"] is None
+    refused = listed["refused"]
+    assert refused["last_result"] == "failed" and refused["redirected_host"] is None
+    assert "redirects to another host (localhost:" in refused["last_error"]
+    assert "options.offhost_redirects: refuse" in refused["last_error"]
+
+    text = run_tracker(db_url, "sources", "list").stdout
+    (flag,) = [line for line in text.splitlines() if "redirected to another host" in line]
+    assert "localhost" in flag and "offhost_redirects: refuse" in flag
+
+    preview = tmp_path / "preview"
+    out = run_tracker(db_url, "digest", "--preview", str(preview),
+                      TRACKER_DIGEST_EVERYTHING_TO='["ops@example.com"]')
+    assert out.returncode == 0, out.stderr
+    (txt,) = preview.glob("*.txt")
+    (html,) = preview.glob("*.html")
+    assert "Followed: redirected to another host, localhost" in txt.read_text()
+    assert "1 SOURCE REDIRECTED TO ANOTHER HOST" in txt.read_text()
+    assert "redirected to another host</b>: localhost" in html.read_text()
+
+    from fastapi.testclient import TestClient
+
+    import tracker.users
+    from tests.support.web_seed import add_users
+    from tests.test_web import CHEAP, login
+    from tracker.config import Settings
+    from tracker.db import make_engine, session_scope
+    from tracker.web import create_app
+
+    monkeypatch.setattr(tracker.users, "_hasher", lambda: CHEAP)
+    eng = make_engine(db_url)
+    with session_scope(eng) as s:
+        add_users(s)
+    eng.dispose()
+    with TestClient(create_app(Settings(database_url=db_url, secret_key="test-secret-key-0123456789")),
+                    follow_redirects=False) as c:
+        login(c, "viewer")
+        page = c.get("/sources").text
+        assert page.count("redirected to another host") == 1 and "localhost:" in page
+        api = {s["id"]: s for s in c.get("/api/sources").json()}
+        assert api["followed"]["redirected_host"] == "localhost" and api["refused"]["redirected_host"] is None

@@ -50,7 +50,7 @@ def _handler(server: PageServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            server.requested.append(self.path)
+            server.requested.append(f"{self.headers.get('Host', '').split(':')[0]}{self.path}")
             missing = Route(b"not found", 404, {"Content-Type": "text/plain"})
             route = server.routes.get(self.path.split("?")[0]) or missing
             if route.delay:
