@@ -312,3 +312,11 @@ def test_urls_with_spaces_line_breaks_or_control_characters_are_refused(db_url: 
     out = run_tracker(db_url, "sources", "sync", str(path))
     assert out.returncode == 2 and "5 problem(s)" in out.stderr, out.stderr
     assert json.loads(run_tracker(db_url, "sources", "list", "--json").stdout) == []
+
+
+def test_offhost_redirects_takes_record_or_refuse(tmp_path: Path) -> None:
+    text = GOOD + "    \n  - id: odd\n    name: Odd\n    url: https://example.com/\n    options: {offhost_redirects: follow}\n"
+    (problem,) = problems(write(tmp_path, text))
+    assert problem.startswith("line 17 (source odd): options.offhost_redirects:") and "'record' or 'refuse'" in problem
+    ok = GOOD.replace("obey_robots: false}", "obey_robots: false, offhost_redirects: refuse}")
+    assert load_sources_file(write(tmp_path, ok))[1].options.offhost_redirects == "refuse"
