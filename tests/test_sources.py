@@ -315,7 +315,8 @@ def test_urls_with_spaces_line_breaks_or_control_characters_are_refused(db_url: 
 
 
 def test_offhost_redirects_takes_record_or_refuse(tmp_path: Path) -> None:
-    text = GOOD + "    \n  - id: odd\n    name: Odd\n    url: https://example.com/\n    options: {offhost_redirects: follow}\n"
+    text = GOOD + ("    \n  - id: odd\n    name: Odd\n    url: https://example.com/\n"
+                   "    options: {offhost_redirects: follow}\n")
     (problem,) = problems(write(tmp_path, text))
     assert problem.startswith("line 17 (source odd): options.offhost_redirects:") and "'record' or 'refuse'" in problem
     ok = GOOD.replace("obey_robots: false}", "obey_robots: false, offhost_redirects: refuse}")
