@@ -244,7 +244,7 @@ def test_an_unknown_option_names_the_known_ones(tmp_path: Path) -> None:
     text = "sources:\n  - id: a\n    name: A\n    url: https://example.com/\n    options: {delay: 5, timeout: -1}\n"
     found = problems(write(tmp_path, text))
     assert "line 2 (source a): options.delay: unknown key (known keys: download_delay, concurrency, timeout, " \
-           "headers, obey_robots)" in found
+           "headers, obey_robots, offhost_redirects)" in found
     assert any(p.startswith("line 2 (source a): options.timeout: Input should be greater than 0") for p in found)
 
 
