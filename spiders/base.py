@@ -19,6 +19,7 @@ from twisted.internet.error import (
 )
 from twisted.python.failure import Failure
 
+from spiders.middlewares import OffHostRedirect
 from tracker.check.parts import PARTS_TYPE, Part, encode_parts
 from tracker.db import utcnow
 from tracker.ingest import Fetch
@@ -61,16 +62,25 @@ class SourceRequest:
     # The kind's own inputs: options (`query`, `since`) and what the last check left (tracker.kinds).
     options: dict[str, Any] = field(default_factory=dict)
     cursor: str | None = None
+    offhost_redirects: str = "record"  # or "refuse" (see spiders.middlewares.OffHostRedirectMiddleware)
+
+
+@dataclass
+class StopFlag:
+    """Set (from a signal handler: a plain attribute, no lock) when the crawl was asked to stop."""
+
+    requested: bool = False
 
 
 class SourceSpider(scrapy.Spider):
-    """Fetches each source once, with its validators, and yields a Fetch whatever happens."""
+    """Fetches each source once, with its validators, and yields a Fetch whatever happens (but a stop)."""
 
     name = "source"
 
-    def __init__(self, sources: list[SourceRequest], **kwargs: Any):
+    def __init__(self, sources: list[SourceRequest], stop: StopFlag | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.sources = sources
+        self.stop = stop or StopFlag()
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for src in self.sources:
@@ -100,6 +110,8 @@ class SourceSpider(scrapy.Spider):
             meta["download_slot"] = src.slot
         if not src.obey_robots:
             meta["dont_obey_robotstxt"] = True
+        if src.offhost_redirects == "refuse":
+            meta["refuse_offhost_redirects"] = True
         return scrapy.Request(self.first_url(src), headers=headers, meta=meta, callback=self.parse_source,
                               errback=self.source_failed, dont_filter=True)
 
@@ -137,6 +149,10 @@ class SourceSpider(scrapy.Spider):
                      error=error, fetched_at=utcnow())
 
     def source_failed(self, failure: Failure) -> Any:
+        if self.stop.requested:
+            # A request cut short or timed out while the crawl stops is the stop's doing, not the
+            # source's: no Fetch, so the source keeps its state and is checked again next time.
+            return
         request = failure.request  # type: ignore[attr-defined]
         meta = request.meta
         retries = meta.get("retry_times", 0)
@@ -148,7 +164,10 @@ class SourceSpider(scrapy.Spider):
             yield self.fetch_from(response, error=error)
             return
         url = request.url
-        if isinstance(value, _TIMEOUTS):
+        if isinstance(value, OffHostRedirect):
+            error = (f"{meta['source_url']} redirects to another host ({value.host}: {url}); refused because "
+                     "the source sets options.offhost_redirects: refuse (fix the url, or set it to record)")
+        elif isinstance(value, _TIMEOUTS):
             timeout = meta.get("download_timeout")
             took = f" after {timeout:g}s" if isinstance(timeout, int | float) else ""
             error = (f"timed out{took} fetching {url}{after} (raise TRACKER_DOWNLOAD_TIMEOUT or the "

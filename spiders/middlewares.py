@@ -1,4 +1,5 @@
-"""Retries with exponential backoff, honouring Retry-After, without blocking other requests."""
+"""Retries with exponential backoff, honouring Retry-After, without blocking other requests; the
+off-host redirect guard."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
 from tracker.db import utcnow
+from tracker.redirects import url_host
 
 
 def _retry_after(value: bytes | None) -> float | None:
@@ -62,4 +65,29 @@ class BackoffRetryMiddleware(RetryMiddleware):
         delay = request.meta.pop("tracker_retry_delay", None)
         if delay:
             await asyncio.sleep(delay)
+        return None
+
+
+class OffHostRedirect(IgnoreRequest):
+    """A redirect left the source's host and the source refuses to follow such redirects."""
+
+    def __init__(self, host: str):
+        super().__init__(f"redirect to another host: {host}")
+        self.host = host
+
+
+class OffHostRedirectMiddleware:
+    """Stops a redirect chain at the first hop to another host, for sources with offhost_redirects: refuse.
+
+    Scrapy's RedirectMiddleware sends each hop back through the downloader as a new request that
+    carries redirect_urls: that request is refused here before it is sent, so the other host is
+    never asked (nor its page recorded as the policy).
+    """
+
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        meta = request.meta
+        if meta.get("refuse_offhost_redirects") and meta.get("redirect_urls"):
+            host = url_host(request.url)
+            if host != url_host(meta["source_url"]):
+                raise OffHostRedirect(host)
         return None

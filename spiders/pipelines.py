@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from tracker.db import make_engine, session_scope
 from tracker.extract_limits import DEFAULT_LIMITS, Limits
-from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, record_check
+from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, lock_sources, record_check
 from tracker.models import CheckState, Source
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,9 @@ class RecordPipeline:
         ids = list({item.source_id for item in batch})
         with session_scope(self.engine) as session:
             # The batch's sources, check states and newest version refs in three queries, rather than
-            # three per source.
-            sources = {s.id: s for s in session.exec(select(Source).where(col(Source.id).in_(ids)))}
+            # three per source; the sources locked first, so that the baselines read are the newest
+            # even when another crawl records the same sources (see lock_sources).
+            sources = lock_sources(session=session, source_ids=ids)
             states = {st.source_id: st for st in session.exec(
                 select(CheckState).where(col(CheckState.source_id).in_(ids)))}
             refs = baseline_refs(session=session, source_ids=ids)
@@ -140,7 +141,7 @@ class RecordPipeline:
     def _record_alone(self, item: Fetch) -> CheckOutcome:
         try:
             with session_scope(self.engine) as session:
-                source = session.get(Source, item.source_id)
+                source = lock_sources(session=session, source_ids=[item.source_id]).get(item.source_id)
                 if source is None:
                     raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
                 return record_check(session=session, source=source, fetch=item, on_change=self.on_change,
@@ -156,7 +157,7 @@ class RecordPipeline:
 
     def _record_internal_error(self, item: Fetch, error: str) -> None:
         with session_scope(self.engine) as session:
-            source = session.get(Source, item.source_id)
+            source = lock_sources(session=session, source_ids=[item.source_id]).get(item.source_id)
             if source is not None:
                 record_check(session=session, source=source,
                              fetch=Fetch(source_id=item.source_id, url=item.url, error=error,

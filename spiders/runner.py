@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 from scrapy.settings import default_settings as scrapy_defaults
 from sqlmodel import Session, col, select
 
 from spiders import SPIDERS
-from spiders.base import SourceRequest
+from spiders.base import SourceRequest, StopFlag
 from tracker.config import Settings
 from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, record_check
+from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, lock_sources, record_check
 from tracker.models import CheckState, Source, Version
 from tracker.streams import stream_cursors
 
@@ -25,9 +26,12 @@ class UnknownSources(Exception):
 
 @dataclass
 class CrawlSummary:
-    """Every outcome of a crawl and the count of each result."""
+    """Every outcome of a crawl and the count of each result; whether a signal stopped it early."""
 
     outcomes: list[CheckOutcome] = field(default_factory=list)
+    interrupted: bool = False
+    # Sources an interrupted crawl never checked: nothing was recorded for them.
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -97,6 +101,7 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             obey_robots=bool(opts.get("obey_robots", obey_robots)),
             link_select=opts.get("link_select"), urls=list(opts.get("urls", [])),
             options={k: opts[k] for k in ("query", "since") if k in opts}, cursor=cursors.get(src.id),
+            offhost_redirects=str(opts.get("offhost_redirects", "record")),
         ))
     return by_kind, slots
 
@@ -165,7 +170,8 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "SPIDER_MIDDLEWARES_BASE": {k: v for k, v in scrapy_defaults.SPIDER_MIDDLEWARES_BASE.items()
                                     if k not in _UNUSED},
         "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
-        "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.BackoffRetryMiddleware": 550},
+        "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.BackoffRetryMiddleware": 550,
+                                   "spiders.middlewares.OffHostRedirectMiddleware": 560},
         "ITEM_PIPELINES": {"spiders.pipelines.RecordPipeline": 300},
         # A response yields exactly one item; Scrapy would start this many tasks per response.
         "CONCURRENT_ITEMS": 1,
@@ -210,8 +216,17 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
             progress(outcome, len(summary.outcomes), total)
 
     logging.getLogger("scrapy").setLevel(settings.crawl_log_level)
-    process = CrawlerProcess(scrapy_settings(settings, slots, on_change, obey_robots=any_obeys)
-                             | {"LOG_INSTALL_ROOT_HANDLER": False})
+    stop = StopFlag()
+
+    class StoppableProcess(CrawlerProcess):
+        """Scrapy's process, noting that SIGINT/SIGTERM asked it to stop (Scrapy then stops gracefully)."""
+
+        def _signal_shutdown(self, signum: int, frame: Any) -> None:
+            stop.requested = True
+            super()._signal_shutdown(signum, frame)
+
+    process = StoppableProcess(scrapy_settings(settings, slots, on_change, obey_robots=any_obeys)
+                               | {"LOG_INSTALL_ROOT_HANDLER": False})
     no_spider = {r.id: f"no spider fetches sources of kind {kind!r} in this version of the tracker "
                        f"(known: {', '.join(sorted(SPIDERS))})"
                  for kind, reqs in by_kind.items() if kind not in SPIDERS for r in reqs}
@@ -221,11 +236,15 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
         if kind not in SPIDERS:
             continue
         # Spider keyword arguments become attributes: the pipeline reports each outcome through it.
-        process.crawl(SPIDERS[kind], sources=requests, report=report)
+        process.crawl(SPIDERS[kind], sources=requests, report=report, stop=stop)
     if process.crawlers:
         process.start()
     seen = {o.source_id for o in summary.outcomes}
     lost = [src.id for src in sources if src.id not in seen]
+    if stop.requested:
+        # A requested stop is not a source failure: what was not checked keeps its state.
+        summary.interrupted, summary.unchecked = True, lost
+        return summary
     # A request lost without an item still counts as a failure, recorded like any other.
     for outcome in record_lost(database_url=settings.database_url, source_ids=lost):
         report(outcome)
@@ -248,7 +267,7 @@ def record_failures(*, database_url: str, errors: Mapping[str, str]) -> list[Che
         for sid, error in errors.items():
             try:
                 with session_scope(engine) as session:
-                    source = session.get(Source, sid)
+                    source = lock_sources(session=session, source_ids=[sid]).get(sid)
                     if source is None:
                         raise LookupError(f"source {sid} vanished from the database during the crawl")
                     outcomes.append(record_check(session=session, source=source,

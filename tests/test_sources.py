@@ -245,7 +245,7 @@ def test_an_unknown_option_names_the_known_ones(tmp_path: Path) -> None:
     text = "sources:\n  - id: a\n    name: A\n    url: https://example.com/\n    options: {delay: 5, timeout: -1}\n"
     found = problems(write(tmp_path, text))
     assert "line 2 (source a): options.delay: unknown key (known keys: download_delay, concurrency, timeout, " \
-           "headers, obey_robots)" in found
+           "headers, obey_robots, offhost_redirects)" in found
     assert any(p.startswith("line 2 (source a): options.timeout: Input should be greater than 0") for p in found)
 
 
@@ -274,3 +274,51 @@ def test_a_structure_only_difference_is_a_new_version_but_no_change(engine: Engi
         _record(s, "tiktok-privacy-policy", nested.replace("Text.", "New text."))
         (change,) = s.exec(select(Change)).all()
         assert change.sections == ["A > B"] and change.modified == 1
+
+
+UNSAFE_URLS = """\
+sources:
+  - id: space                   # line 2
+    name: Space
+    url: "https://example.com/privacy policy"
+  - id: crlf                    # line 5
+    name: CRLF
+    url: "https://example.com/a\\r\\nHost: evil.example"
+  - id: tab                     # line 8
+    name: Tab
+    url: "https://example.com/\\tb"
+  - id: control                 # line 11
+    name: Control
+    url: "https://example.com/\\x1b[2Jc"
+  - id: nel                     # line 14
+    name: Next line
+    url: "https://example.com/d\\x85"
+  - id: fine                    # line 17
+    name: Fine
+    url: "https://example.com/privacy%20policy?a=1"
+"""
+
+
+def test_urls_with_spaces_line_breaks_or_control_characters_are_refused(db_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path, UNSAFE_URLS)
+    found = problems(path)
+    expected = {2: ("space", "a space at position 28"), 5: ("crlf", "a carriage return (CR) at position 22"),
+                8: ("tab", "a tab at position 21"), 11: ("control", "U+001B at position 21"),
+                14: ("nel", "U+0085 at position 22")}
+    assert len(found) == len(expected), found
+    for line, (sid, fragment) in expected.items():
+        (hit,) = [p for p in found if p.startswith(f"line {line} (source {sid}): url: ")]
+        assert fragment in hit and "percent-encode" in hit, hit
+    assert not any("\x1b" in p or "\r" in p for p in found)  # never echoes the raw character
+    out = run_tracker(db_url, "sources", "sync", str(path))
+    assert out.returncode == 2 and "5 problem(s)" in out.stderr, out.stderr
+    assert json.loads(run_tracker(db_url, "sources", "list", "--json").stdout) == []
+
+
+def test_offhost_redirects_takes_record_or_refuse(tmp_path: Path) -> None:
+    text = GOOD + ("    \n  - id: odd\n    name: Odd\n    url: https://example.com/\n"
+                   "    options: {offhost_redirects: follow}\n")
+    (problem,) = problems(write(tmp_path, text))
+    assert problem.startswith("line 17 (source odd): options.offhost_redirects:") and "'record' or 'refuse'" in problem
+    ok = GOOD.replace("obey_robots: false}", "obey_robots: false, offhost_redirects: refuse}")
+    assert load_sources_file(write(tmp_path, ok))[1].options.offhost_redirects == "refuse"

@@ -35,6 +35,7 @@ from tracker.digest_render import (
     DigestContent,
     ImpactItem,
     PublicationItem,
+    RedirectedSource,
     Rendered,
     SourceHealth,
     describe_reason,
@@ -45,6 +46,7 @@ from tracker.kinds import STREAMS
 from tracker.mailer import Mailer, MailError, build_message
 from tracker.models import Change, CheckState, Digest, Impact, Sop, Source, Team
 from tracker.models.lease import DIGEST_LEASE, HeldLease, LeaseHeld, LeaseLost, acquire_lease, describe_holder
+from tracker.redirects import redirected_host
 from tracker.statuses import FINAL
 from tracker.workflow import is_overdue
 
@@ -171,6 +173,7 @@ class _Builder:
         self.changes = self._changes()
         self.publications = self._publications()
         self.failing = self._failing()
+        self.redirected = self._redirected()
 
     def _diff(self, change: Change) -> Diff:
         assert change.id is not None
@@ -247,6 +250,13 @@ class _Builder:
                              last_error=state.last_error, last_checked_at=state.last_checked_at)
                 for state, source in self.session.exec(q).all()]
 
+    def _redirected(self) -> list[RedirectedSource]:
+        q = (select(Source).where(col(Source.final_url).is_not(None), col(Source.enabled).is_(True))
+             .order_by(col(Source.id)))
+        return [RedirectedSource(source_id=source.id, source_name=source.name, source_url=source.url,
+                                 final_url=source.final_url or "", host=host)
+                for source in self.session.exec(q).all() if (host := redirected_host(source)) is not None]
+
     def content_for(self, aud: Audience, delivered: tuple[set[int], set[int], datetime | None]) -> DigestContent:
         """One recipient's digest: what they follow, minus what they were already sent (unless a re-send)."""
         sent_changes, sent_impacts, last_sent = delivered
@@ -261,7 +271,8 @@ class _Builder:
                    for h in self.failing if aud.sees_source(h.source_id)]
         return DigestContent(recipient=aud.recipient, now=self.now, impacts=impacts, changes=changes,
                              failing=failing, everything=aud.everything, since=self.since,
-                             publications=publications)
+                             publications=publications,
+                             redirected=[r for r in self.redirected if aud.sees_source(r.source_id)])
 
 
 def build_digests(*, session: Session, settings: Settings, now: datetime | None = None,

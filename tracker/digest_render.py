@@ -122,6 +122,17 @@ class SourceHealth:
 
 
 @dataclass
+class RedirectedSource:
+    """A source whose page was last fetched from another host than the one declared (a redirect)."""
+
+    source_id: str
+    source_name: str
+    source_url: str
+    final_url: str
+    host: str
+
+
+@dataclass
 class DigestContent:
     """Everything one recipient's digest carries."""
 
@@ -131,6 +142,7 @@ class DigestContent:
     changes: list[ChangeItem] = field(default_factory=list)
     failing: list[SourceHealth] = field(default_factory=list)
     publications: list[PublicationItem] = field(default_factory=list)
+    redirected: list[RedirectedSource] = field(default_factory=list)
     everything: bool = False  # on the subscribe-to-everything list
     since: datetime | None = None  # an explicit re-send from this time
 

@@ -219,6 +219,35 @@ def decode(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     return text, encoding
 
 
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "unicode-1-1-utf-8", "x-unicode20utf8"})
+
+
+def _declares_utf8(body: bytes, content_type: str | None) -> bool:
+    """Whether the page says it is UTF-8: the HTTP charset, or when that says nothing, the page's own <meta>."""
+    if content_type and (m := _CHARSET_HEADER.search(content_type)):
+        return m.group(1).lower() in _UTF8_NAMES
+    from bs4.dammit import EncodingDetector  # (only pages that are not valid UTF-8 get here)
+
+    meta = EncodingDetector.find_declared_encoding(body, is_html=True)
+    return meta is not None and meta.lower() in _UTF8_NAMES
+
+
+def _mostly_utf8(body: bytes, content_type: str | None) -> str | None:
+    """A page declared UTF-8 with a few invalid bytes, decoded as a browser does (U+FFFD for each), else None.
+
+    One stray byte (a windows-1252 quote pasted into a UTF-8 page) must not turn every accented
+    letter of the page into mojibake, a false change in every block. A page only labelled UTF-8 but
+    written in windows-1252 has no valid multi-byte sequence at all: it goes on to the charset
+    detection, as before. The evidence: more valid non-ASCII characters than invalid sequences.
+    """
+    if not _declares_utf8(body, content_type):
+        return None
+    text = body.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - body.count(b"\xef\xbf\xbd")  # (not a U+FFFD the page itself holds)
+    valid = len(text) - len(text.encode("ascii", "ignore")) - bad
+    return text if valid > bad else None
+
+
 def _decode(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
     """decode(), and whether the text is the whole body read as UTF-8 (then the parser can take the body)."""
     whole_utf8 = False
@@ -245,6 +274,8 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
             text = body.decode("utf-8")
             whole_utf8 = True
         except UnicodeDecodeError:
+            text = _mostly_utf8(body, content_type)
+        if text is None:
             declared = []
             if content_type and (m := _CHARSET_HEADER.search(content_type)):
                 declared.append(m.group(1))
@@ -262,6 +293,7 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
             if dammit.unicode_markup is None:
                 raise NotText("the response could not be decoded in any known encoding") from None
             text, encoding = dammit.unicode_markup, dammit.original_encoding or "windows-1252"
+    assert text is not None
     bad = text.count("\ufffd")
     if bad > max(16, len(text) // 50):
         raise NotText(f"the response decodes to {bad} replacement characters: garbage or a wrong charset")

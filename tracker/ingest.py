@@ -147,6 +147,24 @@ def _baseline_ref(*, session: Session, source_id: str) -> tuple[int, str] | None
     return None if row is None or row[0] is None else (row[0], row[1])
 
 
+def lock_sources(*, session: Session, source_ids: Sequence[str]) -> dict[str, Source]:
+    """The sources, held for this transaction so that no other writer records them until it ends.
+
+    Must come first in the transaction, before its baselines are read: two crawls recording the same
+    page update would otherwise both read the old baseline and each record a version and a change.
+    PostgreSQL locks the rows (in id order, so two batches never deadlock) and every later read
+    sees what the previous holder committed; SQLite takes its single write lock now (BEGIN
+    IMMEDIATE) instead of at the first write, and its snapshot starts there.
+    """
+    ids = sorted(set(source_ids))
+    if session.get_bind().dialect.name == "sqlite":
+        conn = session.connection()
+        if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    rows = session.exec(select(Source).where(col(Source.id).in_(ids)).order_by(col(Source.id)).with_for_update())
+    return {s.id: s for s in rows}
+
+
 def rules_for(source: Source) -> Rules:
     """The extraction rules a source declares."""
     return Rules(select=tuple(source.select), remove=tuple(source.remove), kind=source.kind)

@@ -103,6 +103,10 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
         logger.propagate = False
 
 
+# `tracker crawl`'s exit code when SIGINT/SIGTERM stopped it (tracker.cli.app.EXIT_INTERRUPTED; the
+# service does not import the CLI).
+CRAWL_INTERRUPTED = 130
+
 # -- crawls in a subprocess --------------------------------------------------------------------
 
 @dataclass
@@ -530,6 +534,8 @@ class Service:
             outcome = "ok" if result.exit_code == 0 else "failed"
         elif result.exit_code == 2:
             outcome = "error"  # a usage/configuration error: nothing was checked, nothing to blame a source for
+        elif result.exit_code == CRAWL_INTERRUPTED:
+            outcome = "interrupted"  # someone signalled the crawl: a stop, not the sources' failure
         else:
             outcome = "crashed"
             self._record_errors(unchecked, f"crawl process crashed (exit code {result.exit_code}) before this "

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,6 +24,9 @@ from tracker.yamlfile import RegistryError, load_yaml, validate_entries
 # have a spider in spiders/.
 SOURCE_KINDS = (*EXTRACTORS, *STREAMS)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
+# Whitespace (any Unicode space, CR/LF, tab) and control characters (C0, DEL, C1) have no place in a
+# URL: an HTTP client would send a mangled request line or a different URL than the one declared.
+_URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Fields whose change means the stored versions were extracted under other rules.
 RULE_FIELDS = ("select", "remove")
 
@@ -38,6 +41,9 @@ class SourceOptions(BaseModel):
     timeout: float | None = Field(default=None, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     obey_robots: bool | None = None
+    # A redirect to another host: `record` (the default) follows it and flags the host change on the
+    # source; `refuse` records a failed check instead, so another site's page never becomes the policy.
+    offhost_redirects: Literal["record", "refuse"] | None = None
 
 
 class SourceSpec(BaseModel):
@@ -130,10 +136,19 @@ class SourceSpec(BaseModel):
 
 
 def _http_url(v: str) -> str:
+    if (bad := _URL_UNSAFE.search(v)) is not None:
+        raise ValueError(f"contains {_describe_char(bad.group())} at position {bad.start() + 1}: a URL may not "
+                         "hold spaces, line breaks or control characters (percent-encode a space as %20)")
     u = urlparse(v)
     if u.scheme not in ("http", "https") or not u.netloc:
         raise ValueError(f"must be an absolute http(s) URL, got {v!r}")
     return v
+
+
+def _describe_char(char: str) -> str:
+    """A character named safely for an error message (never the raw control character)."""
+    names = {" ": "a space", "\n": "a line feed (LF)", "\r": "a carriage return (CR)", "\t": "a tab"}
+    return names.get(char, f"the character U+{ord(char):04X}")
 
 
 @dataclass

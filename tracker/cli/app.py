@@ -26,6 +26,8 @@ app = typer.Typer(help="Policy and regulation change tracker.", no_args_is_help=
                   add_completion=False, pretty_exceptions_enable=False)
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILURES = 0, 2, 3
+# `tracker crawl` stopped by SIGINT/SIGTERM before every source was checked (128 + SIGINT, as shells report).
+EXIT_INTERRUPTED = 130
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

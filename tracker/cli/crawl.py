@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracker.cli.app import EXIT_FAILURES, app, engine, fail, settings
+from tracker.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, app, engine, fail, settings
 
 if TYPE_CHECKING:
     from tracker.config import Settings
@@ -46,7 +46,8 @@ def _notify(s: Settings) -> None:
 def crawl(source_ids: Annotated[list[str] | None,
                                 typer.Argument(help="source ids (default: every enabled source)")] = None,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-source progress")) -> None:
-    """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error."""
+    """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error, 130 when
+    interrupted (SIGINT/SIGTERM: the sources not yet checked keep their state)."""
     from spiders.runner import UnknownSources, run_crawl
     from tracker.mapping import CrawlMapper
 
@@ -58,6 +59,13 @@ def crawl(source_ids: Annotated[list[str] | None,
                             progress=None if quiet else _progress, on_change=CrawlMapper())
     except UnknownSources as exc:
         fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl+C before the crawl started: nothing was recorded
+        typer.echo("crawl interrupted before any source was checked; nothing recorded", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if summary.interrupted:
+        typer.echo(f"crawl interrupted: checked {len(summary.outcomes)} source(s), "
+                   f"{len(summary.unchecked)} left unchecked with their state unchanged (checked next time)")
+        raise typer.Exit(EXIT_INTERRUPTED)
     _notify(s)
     if not summary.outcomes:
         typer.echo("no enabled sources to check: `tracker sources sync sources.yaml` first")

@@ -42,6 +42,7 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
     from sqlmodel import select
 
     from tracker.models import CheckState, Source
+    from tracker.redirects import redirected_host
 
     with session() as s:
         rows = [(src, s.get(CheckState, src.id)) for src in s.exec(select(Source).order_by(Source.id)).all()]
@@ -49,7 +50,7 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
         emit_json([
             {"id": src.id, "name": src.name, "url": src.url, "final_url": src.final_url, "kind": src.kind,
              "select": src.select, "remove": src.remove, "schedule": src.schedule, "tags": src.tags,
-             "enabled": src.enabled, "options": src.options,
+             "enabled": src.enabled, "options": src.options, "redirected_host": redirected_host(src),
              "last_checked_at": st.last_checked_at if st else None,
              "last_success_at": st.last_success_at if st else None,
              "last_result": st.last_result if st else None,
@@ -67,5 +68,8 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
     for src, st in rows:
         state = "disabled" if not src.enabled else (st.last_result if st and st.last_result else "never checked")
         typer.echo(f"{src.id:40} {src.kind:5} {state:13} {iso(st.last_checked_at if st else None):21} {src.url}")
+        if (host := redirected_host(src)) is not None:
+            typer.echo(f"{'':40} redirected to another host: {host} ({src.final_url}); "
+                       "set options.offhost_redirects: refuse to stop following it")
         if st and st.last_error:
             typer.echo(f"{'':40} failing since {iso(st.error_since)} ({st.consecutive_failures}x): {st.last_error}")

@@ -12,6 +12,7 @@ from tracker.audit import Verification, verify
 from tracker.db import utcnow
 from tracker.models import AuditEvent, Change, CheckState, Impact, ImpactNote, Sop, Source, Team
 from tracker.public import impact_public
+from tracker.redirects import redirected_host
 from tracker.schedules import parse_schedule
 from tracker.statuses import FINAL, STATUSES
 from tracker.workflow import allowed_next, is_overdue
@@ -185,6 +186,11 @@ class SourceHealth:
     def healthy(self) -> bool:
         return self.state is None or not self.state.last_error or self.state.consecutive_failures == 0
 
+    @property
+    def redirected_host(self) -> str | None:
+        """The other host the source's page was last fetched from (a redirect off its own host)."""
+        return redirected_host(self.source)
+
     def to_json(self) -> dict[str, Any]:
         st = self.state
         return {
@@ -192,6 +198,8 @@ class SourceHealth:
             "name": self.source.name,
             "url": self.source.url,
             "kind": self.source.kind,
+            "final_url": self.source.final_url,
+            "redirected_host": self.redirected_host,
             "enabled": self.source.enabled,
             "schedule": self.source.schedule,
             "last_checked_at": st.last_checked_at if st else None,
