@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from tracker.db import make_engine, session_scope
 from tracker.extract_limits import DEFAULT_LIMITS, Limits
 from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, lock_sources, record_check
-from tracker.models import CheckState, Source
+from tracker.models import CheckState
 
 log = logging.getLogger(__name__)
 
