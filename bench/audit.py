@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def _writer(url: str, n: int, barrier: Any) -> None:
-    from tracker.audit import append_event
-    from tracker.db import make_engine, session_scope
+    from tracker.audit.trail import append_event
+    from tracker.store.db import make_engine, session_scope
 
     engine = make_engine(url)
     barrier.wait()
@@ -38,13 +38,13 @@ def _writer(url: str, n: int, barrier: Any) -> None:
 
 
 def _bulk_chain(url: str, n: int) -> None:
-    """n more events, inserted in bulk with hashes computed by tracker.audit itself."""
+    """n more events, inserted in bulk with hashes computed by tracker.audit.trail itself."""
     import sqlalchemy as sa
     from sqlmodel import Session
 
-    from tracker.audit import GENESIS, event_hash, head
-    from tracker.db import make_engine, utcnow
-    from tracker.models import AuditEvent
+    from tracker.audit.trail import GENESIS, event_hash, head
+    from tracker.store.db import make_engine, utcnow
+    from tracker.store.models import AuditEvent
 
     engine = make_engine(url)
     with Session(engine) as s:
@@ -72,8 +72,8 @@ def _bulk_chain(url: str, n: int) -> None:
 def _verify(url: str, expect_head: str | None = None) -> tuple[float, int, bool, float]:
     from sqlmodel import Session
 
-    from tracker.audit import verify
-    from tracker.db import make_engine
+    from tracker.audit.trail import verify
+    from tracker.store.db import make_engine
 
     engine = make_engine(url)
     with Session(engine) as s:
@@ -109,7 +109,7 @@ def main() -> None:
 
     import sqlalchemy as sa
 
-    from tracker.db import make_engine, upgrade
+    from tracker.store.db import make_engine, upgrade
 
     tmp = tempfile.TemporaryDirectory()
     schema = None

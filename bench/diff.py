@@ -2,7 +2,7 @@
 """Time the section-aware diff of every pair of consecutive versions of a real policy document.
 
 Each version is rendered by policy_site (the page a crawl would get) and extracted first; only
-tracker.diffing.diff_blocks is timed (best of --repeat runs per pair). Extraction time per page
+tracker.check.diff.diff_blocks is timed (best of --repeat runs per pair). Extraction time per page
 is printed too: the lxml path the tracker uses, beside a BeautifulSoup tree of the same page.
 
 Run:  .venv/bin/python bench/diff.py [--doc youtube-community-guidelines] [--repeat 3]
@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import CORPUS, machine, policy_site  # noqa: E402
-from tracker.diffing import diff_blocks  # noqa: E402
-from tracker.extract import Block, Rules, decode, extract  # noqa: E402
+from tracker.check.diff import diff_blocks  # noqa: E402
+from tracker.check.extract import Block, Rules, decode, extract  # noqa: E402
 
 TARGET_MS = 50.0
 RULES = Rules(select=("article.policy",))
@@ -82,7 +82,7 @@ def main() -> int:
     print(f"diff_blocks over {len(diff_ms)} consecutive pairs ({changed_pairs} with differences), best of "
           f"{args.repeat}: median {statistics.median(diff_ms):.1f} ms, p95 {pct(diff_ms, 95):.1f} ms, "
           f"max {max(diff_ms):.1f} ms (pair v{diff_ms.index(max(diff_ms))}->v{diff_ms.index(max(diff_ms)) + 1})")
-    print(f"extraction per page, lxml path (tracker.extract: decode, parse, select, blocks): median "
+    print(f"extraction per page, lxml path (tracker.check.extract: decode, parse, select, blocks): median "
           f"{statistics.median(lxml_ms):.1f} ms, max {max(lxml_ms):.1f} ms")
     print(f"for comparison, a BeautifulSoup html.parser tree of the same page: median "
           f"{statistics.median(bs4_ms):.1f} ms, max {max(bs4_ms):.1f} ms")

@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from markdown_it import MarkdownIt  # noqa: E402
 
 from bench._util import CORPUS, machine  # noqa: E402
+from tracker.check.diff import Diff, diff_blocks  # noqa: E402
+from tracker.check.extract import Rules, extract  # noqa: E402
 from tracker.config import Settings  # noqa: E402
-from tracker.db import make_engine, session_scope, upgrade, utcnow  # noqa: E402
-from tracker.diffing import Diff, diff_blocks  # noqa: E402
-from tracker.digest import build_digests  # noqa: E402
-from tracker.digest_render import render_digest  # noqa: E402
-from tracker.extract import Rules, extract  # noqa: E402
-from tracker.mailer import build_message  # noqa: E402
-from tracker.models import Change, CheckState, Impact, Sop, Source, Version  # noqa: E402
+from tracker.notify.digest import build_digests  # noqa: E402
+from tracker.notify.email import build_message  # noqa: E402
+from tracker.notify.render import render_digest  # noqa: E402
+from tracker.store.db import make_engine, session_scope, upgrade, utcnow  # noqa: E402
+from tracker.store.models import Change, CheckState, Impact, Sop, Source, Version  # noqa: E402
 
 TARGET_S = 1.0
 RULES = Rules(select=("article.policy",))

@@ -2,7 +2,7 @@
 """Look at the digest's HTML part in a real browser: headless Chromium screenshots the golden digest.
 
 The golden digest (tests/golden/digest_pga.html) is the digest rendered for real corpus changes
-(tests/fixtures/pga) by tests/test_digest_golden.py. Its CSS is already inlined, as a mail client
+(tests/fixtures/pga) by tests/integration/test_digest_golden.py. Its CSS is already inlined, as a mail client
 gets it. Debian's chromium is needed (`apt-get install -y chromium`).
 
     .venv/bin/python bench/digest_screenshot.py [--html FILE] [--out docs/digest.png]

@@ -2,7 +2,7 @@
 """Export 1,000,000 audit events (plus changes and impacts) in every format: time and peak RSS.
 
 Builds a temporary SQLite database quickly: the events are bulk-inserted with their chain hashes
-precomputed by tracker.audit's own functions (so the chain verifies), a day's worth spread over a
+precomputed by tracker.audit.trail's own functions (so the chain verifies), a day's worth spread over a
 30-day period. Each format is then exported in a fresh process (`run_export`, the code behind
 `tracker export`), so its peak RSS is its own; a smaller run next to the big one shows memory does
 not grow with the number of rows.
@@ -34,9 +34,9 @@ def build(url: str, events: int, changes: int = 2000) -> float:
     """Fill a migrated database: sources, SOPs, changes, impacts and `events` chained audit events."""
     import sqlalchemy as sa
 
-    from tracker.audit import GENESIS, canonical
-    from tracker.db import make_engine, upgrade
-    from tracker.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
+    from tracker.audit.trail import GENESIS, canonical
+    from tracker.store.db import make_engine, upgrade
+    from tracker.store.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
 
     t0 = time.perf_counter()
     upgrade(url)
@@ -95,8 +95,8 @@ def one(url: str, fmt: str, out: Path) -> None:
     """Child process: one export, then its figures as JSON on stdout."""
     from sqlmodel import Session
 
-    from tracker.db import make_engine
-    from tracker.export import ExportQuery, run_export
+    from tracker.export.run import ExportQuery, run_export
+    from tracker.store.db import make_engine
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after the imports
     engine = make_engine(url)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time tracker.extract.extract() per page against the frozen reference extractor, and prove they agree.
+"""Time tracker.check.extract.extract() per page against the frozen reference extractor, and prove they agree.
 
 Pages are built in-process the way policy_site.py serves /bulk/<i> (document i % D at version
 (i // D) % V, wrapped in the site's navigation, scripts and noise), from ../shared/corpus/pga when it
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._util import CORPUS, ROOT, machine  # noqa: E402
 from tests.support import reference_extract as reference  # noqa: E402
 from tests.support.policy_site import Document, page  # noqa: E402
-from tracker import extract as current  # noqa: E402
+from tracker.check import extract as current  # noqa: E402
 
 SELECT = ("article.policy",)
 
@@ -99,7 +99,7 @@ def main() -> int:
     print(f"{len(bodies)} /bulk-like pages: {statistics.mean(sizes) / 1024:.0f} KB on average "
           f"({min(sizes) / 1024:.0f}-{max(sizes) / 1024:.0f} KB), {statistics.mean(blocks):.0f} blocks on average; "
           f"select {list(SELECT)}; best of {args.repeat} per page")
-    for name, ms in (("reference (before)", ref_ms), ("tracker.extract (now)", new_ms)):
+    for name, ms in (("reference (before)", ref_ms), ("tracker.check.extract (now)", new_ms)):
         print(f"  {name:22} median {statistics.median(ms):.2f} ms, p95 {pct(ms, 95):.2f} ms, "
               f"mean {statistics.mean(ms):.2f} ms per page")
     big = [i for i, s in enumerate(sizes) if s > 100 * 1024]

@@ -6,7 +6,7 @@
   long   94 KB: a 54 KB <h1> above 5,000 paragraphs, crawled new and then changed in every paragraph
          (before: +541 MB per change, 1.2 GB peak; now each heading path is stored once)
 
-The same crawls are held to bounds in tests/test_hostile_pages.py; this script only prints figures.
+The same crawls are held to bounds in tests/e2e/test_hostile_pages.py; this script only prints figures.
 Run:  .venv/bin/python bench/hostile.py
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import run_tracker, tracker_env  # noqa: E402
 from tests.support.hostile_site import Measured, hostile_site, measured_run, write_sources  # noqa: E402
-from tracker.db import upgrade  # noqa: E402
+from tracker.store.db import upgrade  # noqa: E402
 
 
 def main() -> int:

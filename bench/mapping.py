@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import CORPUS, machine  # noqa: E402
 from tests.support.policy_site import Document, page  # noqa: E402
-from tracker.diffing import Diff, diff_blocks  # noqa: E402
-from tracker.extract import SEP, Rules, extract  # noqa: E402
-from tracker.mapping import Matcher  # noqa: E402
+from tracker.check.diff import Diff, diff_blocks  # noqa: E402
+from tracker.check.extract import SEP, Rules, extract  # noqa: E402
+from tracker.impacts.mapping import Matcher  # noqa: E402
 
 TARGET_S = 1.0
 RULES = Rules(select=("article.policy",), remove=(".cookie-banner", "nav"))
@@ -155,9 +155,9 @@ def time_database(changes: list[tuple[str, dict[str, Any]]], watches: list[dict[
 
     from sqlmodel import Session
 
-    from tracker.db import make_engine, upgrade
-    from tracker.mapping import remap
-    from tracker.models import Change, Sop, Source, Version
+    from tracker.impacts.mapping import remap
+    from tracker.store.db import make_engine, upgrade
+    from tracker.store.models import Change, Sop, Source, Version
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"

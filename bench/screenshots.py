@@ -26,9 +26,9 @@ from sqlmodel import col, select  # noqa: E402
 
 from tests.conftest import tracker_env  # noqa: E402
 from tests.support.web_seed import PASSWORD, USERS, add_users, seed  # noqa: E402
-from tracker.db import make_engine, session_scope, upgrade, utcnow  # noqa: E402
-from tracker.models import Impact  # noqa: E402
-from tracker.workflow import mark_impact  # noqa: E402
+from tracker.impacts.workflow import mark_impact  # noqa: E402
+from tracker.store.db import make_engine, session_scope, upgrade, utcnow  # noqa: E402
+from tracker.store.models import Impact  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

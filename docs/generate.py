@@ -2,7 +2,7 @@
 
 The CLI reference is read from the live Typer app (`tracker.cli.app`, through click's objects), and the
 settings table from `tracker.config.Settings` (name, default, `description=`). Hand-written lists drift;
-these cannot, and tests/test_docs.py fails when a committed page differs from what this script writes.
+these cannot, and tests/unit/test_docs.py fails when a committed page differs from what this script writes.
 
     .venv/bin/python docs/generate.py          # rewrite both pages
     .venv/bin/python docs/generate.py --check  # exit 1 when either is stale

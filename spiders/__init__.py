@@ -1,4 +1,4 @@
-"""Scrapy spiders, one per source kind. They fetch; the pipeline records (tracker.ingest)."""
+"""Scrapy spiders, one per source kind. They fetch; the pipeline records (tracker.check.record)."""
 
 from __future__ import annotations
 

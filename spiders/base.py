@@ -21,8 +21,8 @@ from twisted.python.failure import Failure
 
 from spiders.middlewares import OffHostRedirect
 from tracker.check.parts import PARTS_TYPE, Part, encode_parts
-from tracker.db import utcnow
-from tracker.ingest import Fetch
+from tracker.check.record import Fetch
+from tracker.store.db import utcnow
 
 # Scrapy 2.13+ wraps Twisted's errors in its own; older versions raise Twisted's.
 _TIMEOUTS = (TimeoutError, TCPTimedOutError, *(
@@ -59,7 +59,7 @@ class SourceRequest:
     obey_robots: bool = True
     link_select: str | None = None  # kind pdf: the link to follow on the page at url
     urls: list[str] = field(default_factory=list)  # a document of several pages (url is the first)
-    # The kind's own inputs: options (`query`, `since`) and what the last check left (tracker.kinds).
+    # The kind's own inputs: options (`query`, `since`) and what the last check left (tracker.check.shapes).
     options: dict[str, Any] = field(default_factory=dict)
     cursor: str | None = None
     offhost_redirects: str = "record"  # or "refuse" (see spiders.middlewares.OffHostRedirectMiddleware)

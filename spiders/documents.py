@@ -17,8 +17,8 @@ import scrapy
 from scrapy.http import Response
 
 from spiders.base import SourceSpider
-from tracker.db import utcnow
-from tracker.ingest import Fetch
+from tracker.check.record import Fetch
+from tracker.store.db import utcnow
 
 _VALIDATORS = ("If-None-Match", "If-Modified-Since")
 
@@ -86,7 +86,7 @@ class PdfSpider(SourceSpider):
         """The href of the first element the selector matches that has one."""
         import lxml.html
 
-        from tracker.extract import _selector
+        from tracker.check.extract import _selector
 
         try:
             root = lxml.html.document_fromstring(response.body or b"<html></html>")

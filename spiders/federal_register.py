@@ -19,7 +19,7 @@ from scrapy.http import Response
 
 from spiders.base import SourceRequest, SourceSpider
 from tracker.check.fedreg import MalformedResults, ask_since, parse_page, search_url
-from tracker.kinds import since_of
+from tracker.check.shapes import since_of
 
 
 class FederalRegisterSpider(SourceSpider):

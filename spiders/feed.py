@@ -1,5 +1,5 @@
 """The spider for `kind: feed` sources: the feed fetched with conditional GET; entries are read by
-the pipeline (tracker.check.feed, tracker.streams)."""
+the pipeline (tracker.check.feed, tracker.check.streams)."""
 
 from __future__ import annotations
 

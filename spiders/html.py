@@ -6,6 +6,6 @@ from spiders.base import SourceSpider
 
 
 class HtmlSpider(SourceSpider):
-    """Fetches HTML policy pages; extraction happens in the pipeline (tracker.extract)."""
+    """Fetches HTML policy pages; extraction happens in the pipeline (tracker.check.extract)."""
 
     name = "html"

@@ -14,8 +14,8 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
-from tracker.db import utcnow
-from tracker.redirects import url_host
+from tracker.check.redirects import url_host
+from tracker.store.db import utcnow
 
 
 def _retry_after(value: bytes | None) -> float | None:

@@ -1,4 +1,4 @@
-"""The item pipeline: fetches are recorded by tracker.ingest, several sources per transaction.
+"""The item pipeline: fetches are recorded by tracker.check.record, several sources per transaction.
 
 One transaction per source made a crawl of 1000 unchanged sources spend ~1.5 ms per 304 on session
 set-up, two primary-key reads and a commit. Fetches are now queued and recorded in batches: up to
@@ -20,10 +20,10 @@ from scrapy.crawler import Crawler
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from tracker.db import make_engine, session_scope
-from tracker.extract_limits import DEFAULT_LIMITS, Limits
-from tracker.ingest import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, lock_sources, record_check
-from tracker.models import CheckState
+from tracker.check.limits import DEFAULT_LIMITS, Limits
+from tracker.check.record import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, lock_sources, record_check
+from tracker.store.db import make_engine, session_scope
+from tracker.store.models import CheckState
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from sqlmodel import Session, col, select
 
 from spiders import SPIDERS
 from spiders.base import SourceRequest, StopFlag
+from tracker.check.record import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, lock_sources, record_check
+from tracker.check.streams import stream_cursors
 from tracker.config import Settings
-from tracker.db import make_engine, session_scope
-from tracker.ingest import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, lock_sources, record_check
-from tracker.models import CheckState, Source, Version
-from tracker.streams import stream_cursors
+from tracker.store.db import make_engine, session_scope
+from tracker.store.models import CheckState, Source, Version
 
 
 class UnknownSources(Exception):

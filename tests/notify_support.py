@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import Session
 
 from tests.support.web_seed import seed
-from tracker.models import Sop, Team
+from tracker.store.models import Sop, Team
 
 
 @dataclass

@@ -18,4 +18,4 @@ def templates_dir() -> Path:
 
 def demo_data_dir() -> Path:
     """The bundled demo sample (policy versions, sources and SOP files)."""
-    return Path(str(resources.files("tracker") / "demo_data"))
+    return Path(str(resources.files("tracker") / "demo" / "data"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from tracker.audit import StoredEvent
-from tracker.models import AuditEvent, Change, Impact, Sop
-from tracker.workflow import allowed_next, is_overdue
+from tracker.audit.trail import StoredEvent
+from tracker.impacts.workflow import allowed_next, is_overdue
+from tracker.store.models import AuditEvent, Change, Impact, Sop
 
 
 def change_public(change: Change, *, kind: str | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Hostile pages on a local HTTP server, and the real `tracker crawl` measured against them.
 
-Shared by tests/test_hostile_pages.py (which asserts bounds) and bench/hostile.py (which prints
+Shared by tests/e2e/test_hostile_pages.py (which asserts bounds) and bench/hostile.py (which prints
 the figures): peak RSS comes from the crawl process itself (getrusage at exit), database growth
 from the SQLite file.
 """

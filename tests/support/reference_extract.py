@@ -1,9 +1,9 @@
-"""A frozen copy of tracker/extract.py's extraction as it was at EXTRACTOR_VERSION "2", before it was made faster.
+"""A frozen copy of tracker/check/extract.py's extraction as it was at EXTRACTOR_VERSION "2", before it was made faster.
 
 Why it exists: stored versions are compared by the hash of their blocks, so a faster extractor must
 produce exactly the same blocks (kind, text, heading path) for every page, or every source would show
-a spurious change. tests/test_extract_equivalence.py and bench/extract.py compare the live extractor
-against this copy; never edit it to follow tracker/extract.py (a deliberate change of output is a new
+a spurious change. tests/unit/test_extract_equivalence.py and bench/extract.py compare the live extractor
+against this copy; never edit it to follow tracker/check/extract.py (a deliberate change of output is a new
 EXTRACTOR_VERSION and a new reference).
 
 The original module docstring:

@@ -12,13 +12,13 @@ from pathlib import Path
 from sqlmodel import Session
 
 from tests.support.policy_site import Document, page
-from tracker.audit import append_event
-from tracker.diffing import diff_blocks
-from tracker.extract import Block, blocks_hash, blocks_to_json
-from tracker.ingest import Fetch, record_check
-from tracker.mapping import MappingContext, map_change
-from tracker.models import Change, CheckState, Impact, Sop, Source, Team, Version
-from tracker.users import add_user
+from tracker.accounts import add_user
+from tracker.audit.trail import append_event
+from tracker.check.diff import diff_blocks
+from tracker.check.extract import Block, blocks_hash, blocks_to_json
+from tracker.check.record import Fetch, record_check
+from tracker.impacts.mapping import MappingContext, map_change
+from tracker.store.models import Change, CheckState, Impact, Sop, Source, Team, Version
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"
 PASSWORD = "correct horse battery"

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tracker.check.entry import StreamEntry
-from tracker.extract import ExtractionError, normalise_text
+from tracker.check.extract import ExtractionError, normalise_text
 
 FIELDS = ("document_number", "title", "type", "abstract", "agencies", "publication_date", "effective_on",
           "comments_close_on", "dates", "cfr_references", "html_url", "pdf_url", "correction_of", "action")

@@ -14,7 +14,7 @@ import feedparser
 from lxml import html as lxml_html
 
 from tracker.check.entry import StreamEntry
-from tracker.extract import ExtractionError, normalise_text
+from tracker.check.extract import ExtractionError, normalise_text
 
 MAX_ENTRIES = 1000
 MAX_SUMMARY = 20_000

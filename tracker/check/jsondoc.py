@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracker.extract import (
+from tracker.check.extract import (
     Block,
     Extracted,
     ExtractionError,

@@ -1,7 +1,7 @@
 """The kinds of source, in one place: each kind's extractor and what its rules may say.
 
 Ingest dispatches on EXTRACTORS and the sources file is validated by rule_problems; SOURCE_KINDS
-(tracker.sources) and the spiders (spiders.SPIDERS) are derived from or checked against this table.
+(tracker.declare.sources) and the spiders (spiders.SPIDERS) are derived from or checked against this table.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tracker.check.ecfr import extract_part
+from tracker.check.extract import Extracted, OverLimit, Rules, extract, validate_selector
 from tracker.check.jsondoc import extract_json, validate_jmespath
+from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
 from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
-from tracker.extract import Extracted, OverLimit, Rules, extract, validate_selector
-from tracker.extract_limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
 
 # kind -> extractor(body, rules, content_type)
 Extractor = Callable[[bytes, Rules, "str | None"], Extracted]
@@ -27,7 +27,7 @@ def _extract_ecfr(body: bytes, rules: Rules, content_type: str | None = None) ->
     return Extracted(blocks=extract_part(body), encoding="utf-8")
 
 
-# Document kinds (versions of one text). Stream kinds (entries) are tracker.kinds.STREAMS.
+# Document kinds (versions of one text). Stream kinds (entries) are tracker.check.shapes.STREAMS.
 EXTRACTORS: dict[str, Extractor] = {"html": _extract_html, "pdf": extract_pdf, "json": extract_json,
                                     "ecfr": _extract_ecfr}
 

@@ -2,7 +2,7 @@
 
 Startup matters: `tracker crawl` runs every few minutes, and every command builds this app first. So
 this module and the command modules import only Typer at the top; settings, SQLAlchemy, the models and
-each command's services are imported by the function that uses them (tests/test_cli_startup.py).
+each command's services are imported by the function that uses them (tests/e2e/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def user_error(exc: BaseException) -> str | None:
     Modules are looked up in sys.modules rather than imported: an error of a library that was never
     loaded cannot have been raised, and the CLI's startup stays light.
     """
-    config, yamlfile = sys.modules.get("tracker.config"), sys.modules.get("tracker.yamlfile")
+    config, yamlfile = sys.modules.get("tracker.config"), sys.modules.get("tracker.declare.yamlfile")
     if config is not None and isinstance(exc, config.SettingsError):
         return f"invalid settings: {exc}"
     if yamlfile is not None and isinstance(exc, yamlfile.RegistryError):
@@ -89,7 +89,7 @@ def engine(check_schema: bool = True) -> Engine:
     """An engine for the configured database, refusing one that is not migrated."""
     from sqlalchemy.exc import OperationalError
 
-    from tracker.db import current_revisions, head_revisions, make_engine
+    from tracker.store.db import current_revisions, head_revisions, make_engine
 
     s = settings()
     try:
@@ -112,7 +112,7 @@ def engine(check_schema: bool = True) -> Engine:
 @contextmanager
 def session() -> Iterator[Session]:
     """A session on the configured database that commits when the command succeeds."""
-    from tracker.db import session_scope
+    from tracker.store.db import session_scope
 
     eng = engine()
     try:

@@ -49,7 +49,7 @@ def audit_log(as_json: bool = typer.Option(False, "--json", help="JSON output (a
               entity: str = typer.Option(None, "--entity", help="only events on TYPE or TYPE:ID, e.g. impact:12"),
               limit: int = typer.Option(None, "--limit", min=1, help="at most N events (the newest)")) -> None:
     """List audit events, newest first (streamed: long trails are never loaded whole)."""
-    from tracker.audit import iter_events
+    from tracker.audit.trail import iter_events
     from tracker.public import audit_event_public
 
     after = parse_since(since)
@@ -87,7 +87,7 @@ def audit_verify(expect_head: str = typer.Option(
                      help="a head recorded earlier (SEQ:HASH or HASH): fail if it is no longer in the chain"),
                  as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Check the hash chain; exit 0 and print the head when intact, exit 1 naming the first bad event."""
-    from tracker.audit import parse_expected_head, verify
+    from tracker.audit.trail import parse_expected_head, verify
 
     if expect_head is not None:
         try:

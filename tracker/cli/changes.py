@@ -17,8 +17,8 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
     """List detected changes, newest first."""
     from sqlmodel import col, select
 
-    from tracker.models import Change, Source
     from tracker.public import change_public
+    from tracker.store.models import Change, Source
 
     after = parse_since(since)
     with session() as s:
@@ -48,9 +48,9 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
 def changes_show(change_id: int = typer.Argument(..., help="the change id"),
                  fmt: str = typer.Option("text", "--format", help="text or json")) -> None:
     """Show a change's section-by-section, word-level diff."""
-    from tracker.diffing import Diff, render_text
-    from tracker.models import Change, Source
+    from tracker.check.diff import Diff, render_text
     from tracker.public import change_public
+    from tracker.store.models import Change, Source
 
     if fmt not in ("text", "json"):
         fail(f"--format must be text or json, not {fmt!r}")

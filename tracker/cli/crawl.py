@@ -10,8 +10,8 @@ import typer
 from tracker.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, app, engine, fail, settings
 
 if TYPE_CHECKING:
+    from tracker.check.record import CheckOutcome
     from tracker.config import Settings
-    from tracker.ingest import CheckOutcome
 
 
 def _progress(outcome: CheckOutcome, done: int, total: int) -> None:
@@ -28,8 +28,8 @@ def _progress(outcome: CheckOutcome, done: int, total: int) -> None:
 def _notify(s: Settings) -> None:
     """Immediate alerts, source failures and recoveries for team channels, right after the crawl that
     found them (the service runs this command, so its crawls send them too); never fails the crawl."""
-    from tracker.db import make_engine
     from tracker.notify.alerts import send_alerts
+    from tracker.store.db import make_engine
 
     eng = make_engine(s.database_url)
     try:
@@ -49,7 +49,7 @@ def crawl(source_ids: Annotated[list[str] | None,
     """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error, 130 when
     interrupted (SIGINT/SIGTERM: the sources not yet checked keep their state)."""
     from spiders.runner import UnknownSources, run_crawl
-    from tracker.mapping import CrawlMapper
+    from tracker.impacts.mapping import CrawlMapper
 
     s = settings()
     engine(check_schema=True).dispose()

@@ -13,7 +13,7 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create the database, or migrate it to the newest schema."""
-    from tracker.db import upgrade
+    from tracker.store.db import upgrade
 
     s = settings()
     try:

@@ -17,7 +17,7 @@ def demo(
     port: int = typer.Option(0, "--port", help="port of the local sample site (default: any free port)"),
 ) -> None:
     """Run the product end to end on real policy versions: crawl, change, SOP impacts, digest preview."""
-    from tracker.demo import DemoError, run_demo
+    from tracker.demo.run import DemoError, run_demo
 
     try:
         run_demo(directory=directory, port=port, echo=typer.echo)

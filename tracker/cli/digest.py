@@ -33,7 +33,7 @@ def digest(
     Exit 0 sent (or nothing to send), 2 usage or configuration error, 3 some recipients could not be
     sent to (or the run stopped early after losing its lease), 4 another digest run is sending.
     """
-    from tracker.digest import DigestBusy, DigestError, run_digest
+    from tracker.notify.digest import DigestBusy, DigestError, run_digest
 
     if not send and preview is None:
         fail("say what to do: --preview DIR (write files, send nothing) or --send (mail the digests)")

@@ -48,8 +48,8 @@ def export(
     """Export changes, impacts and audit events for a period (see `tracker export verify`)."""
     if ctx.invoked_subcommand is not None:
         return
-    from tracker.export import FORMATS, ExportQuery, run_export
-    from tracker.export_manifest import ChainNotVerified, ExportError
+    from tracker.export.manifest import ChainNotVerified, ExportError
+    from tracker.export.run import FORMATS, ExportQuery, run_export
 
     if fmt is None or fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}" + (f", not {fmt!r}" if fmt else ""))
@@ -91,7 +91,7 @@ def export_verify(
     as_json: bool = typer.Option(False, "--json", help="JSON output"),
 ) -> None:
     """Re-hash an export's files and check its audit chain head against the database (exit 0 ok, 1 failed)."""
-    from tracker.export_manifest import ExportError, verify_export
+    from tracker.export.manifest import ExportError, verify_export
 
     try:
         if files_only:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tracker.cli.app import app, emit_json, fail, iso, parse_since, session, settings
-from tracker.statuses import STATUSES
+from tracker.impacts.statuses import STATUSES
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from tracker.models import Change, Impact, Sop
+    from tracker.store.models import Change, Impact, Sop
 
 impacts_app = typer.Typer(help="Impacts of changes on SOPs, and the workflow to decide them.",
                           no_args_is_help=True)
@@ -43,7 +43,7 @@ def _check_status(status: str | None, option: str = "--status") -> None:
 def _context(s: Session, impacts: list[Impact]) -> tuple[dict[int, Change], dict[str, Sop]]:
     from sqlmodel import col, select
 
-    from tracker.models import Change, Sop
+    from tracker.store.models import Change, Sop
 
     change_ids = {i.change_id for i in impacts}
     sop_ids = {i.sop_id for i in impacts}
@@ -65,11 +65,11 @@ def impacts_list(
     """List impacts, newest first."""
     from sqlmodel import col, select
 
-    from tracker.db import utcnow
-    from tracker.models import Impact, Sop, Source
+    from tracker.impacts.statuses import FINAL
+    from tracker.impacts.workflow import is_overdue
     from tracker.public import impact_public
-    from tracker.statuses import FINAL
-    from tracker.workflow import is_overdue
+    from tracker.store.db import utcnow
+    from tracker.store.models import Impact, Sop, Source
 
     _check_status(status)
     today = utcnow().date()
@@ -110,9 +110,9 @@ def impacts_list(
 def impacts_show(impact_id: Annotated[int, typer.Argument(help="the impact id")],
                  as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False) -> None:
     """Show one impact: why it was raised, its status, notes and what may happen next."""
-    from tracker.models import Impact
+    from tracker.impacts.workflow import notes_for
     from tracker.public import impact_public
-    from tracker.workflow import notes_for
+    from tracker.store.models import Impact
 
     with session() as s:
         impact = s.get(Impact, impact_id)
@@ -153,7 +153,7 @@ def _parse_due(value: str | None) -> date | None:
 
 def _mark(impact_id: int, *, by: str, status: str | None = None, note: str | None = None,
           assignee: str | None = None, due: date | None = None) -> None:
-    from tracker.workflow import WorkflowError, mark_impact
+    from tracker.impacts.workflow import WorkflowError, mark_impact
 
     try:
         with session() as s:
@@ -197,7 +197,7 @@ def impacts_dismiss(impact_id: Annotated[int, typer.Argument(help="the impact id
 def impacts_note(impact_id: Annotated[int, typer.Argument(help="the impact id")],
                  text: Annotated[str, typer.Argument(help="the note")], by: By) -> None:
     """Add a note to an impact."""
-    from tracker.workflow import WorkflowError, add_note
+    from tracker.impacts.workflow import WorkflowError, add_note
 
     try:
         with session() as s:
@@ -213,7 +213,7 @@ def impacts_mark_change(change_id: Annotated[int, typer.Argument(help="the chang
                         status: Annotated[str, typer.Option("--status", help="new status for every impact")],
                         note: Note = None) -> None:
     """Move every impact of one change to a status at once (all or nothing)."""
-    from tracker.workflow import WorkflowError, mark_change
+    from tracker.impacts.workflow import WorkflowError, mark_change
 
     _check_status(status)
     try:
@@ -231,8 +231,8 @@ def impacts_remap(
     source: Annotated[str | None, typer.Option("--source", help="only changes of this source id")] = None,
 ) -> None:
     """Map changes already recorded to the current SOPs (after SOPs were added); never duplicates."""
-    from tracker.mapping import remap
-    from tracker.models import Source
+    from tracker.impacts.mapping import remap
+    from tracker.store.models import Source
 
     after = parse_since(since)
     with session() as s:

@@ -44,11 +44,11 @@ def test(target: Annotated[str, typer.Argument(help="a team id (each of its chan
     """Send a test message. Exit 0 delivered, 2 unknown team or bad URL, 3 a channel did not accept it."""
     from sqlmodel import Session
 
-    from tracker.models import Team
+    from tracker.declare.sops import TEAM_ID
     from tracker.notify.channels import Message
     from tracker.notify.deliveries import SendReport, Target, deliver
     from tracker.notify.secrets import channel_key, template_problem
-    from tracker.sops import TEAM_ID
+    from tracker.store.models import Team
 
     s, eng = settings(), engine()
     try:
@@ -79,7 +79,7 @@ def _print_log(*, message_key: str | None = None, limit: int = 50,
                as_json: bool = False) -> None:
     from sqlmodel import Session, col, select
 
-    from tracker.models import Delivery
+    from tracker.store.models import Delivery
 
     eng = engine()
     try:

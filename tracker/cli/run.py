@@ -20,9 +20,9 @@ def run(
     Exit 0 after a clean stop, 2 when another scheduler holds this database or the configuration
     is wrong, 1 when the scheduler lock was lost.
     """
-    from tracker.scheduler import ScheduleConfigError
-    from tracker.service import SchedulerBusy, Service, configure_logging, install_signal_handlers
-    from tracker.yamlfile import RegistryError
+    from tracker.declare.yamlfile import RegistryError
+    from tracker.service.jobs import SchedulerBusy, Service, configure_logging, install_signal_handlers
+    from tracker.service.scheduler import ScheduleConfigError
 
     if log_format not in ("json", "kv"):
         fail(f"--log-format must be json or kv, not {log_format!r}")

@@ -10,7 +10,7 @@ import typer
 from tracker.cli.app import app, emit_json, fail, session
 
 if TYPE_CHECKING:
-    from tracker.models import Sop
+    from tracker.store.models import Sop
 
 sops_app = typer.Typer(help="Declare and list SOPs, their teams and what they watch.", no_args_is_help=True)
 app.add_typer(sops_app, name="sops")
@@ -23,10 +23,10 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
     """Validate an SOP file and make the database match it (removed SOPs and teams are disabled)."""
     from sqlmodel import select
 
-    from tracker.models import Source
-    from tracker.sops import load_sops_file, sync_sops
-    from tracker.workflow import WorkflowError, check_actor
-    from tracker.yamlfile import RegistryError
+    from tracker.declare.sops import load_sops_file, sync_sops
+    from tracker.declare.yamlfile import RegistryError
+    from tracker.impacts.workflow import WorkflowError, check_actor
+    from tracker.store.models import Source
 
     try:
         actor = check_actor(by)
@@ -68,8 +68,8 @@ def sops_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output"
     """List SOPs with their owner, team, watches and undecided impacts."""
     from sqlmodel import col, func, select
 
-    from tracker.models import Impact, Sop, Team
-    from tracker.statuses import FINAL
+    from tracker.impacts.statuses import FINAL
+    from tracker.store.models import Impact, Sop, Team
 
     with session() as s:
         sops = list(s.exec(select(Sop).order_by(col(Sop.id))).all())

@@ -18,8 +18,8 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
                  by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
                  = "system") -> None:
     """Validate a sources file and make the database match it (removed sources are disabled)."""
-    from tracker.sources import load_sources_file, sync_sources
-    from tracker.yamlfile import RegistryError
+    from tracker.declare.sources import load_sources_file, sync_sources
+    from tracker.declare.yamlfile import RegistryError
 
     try:
         specs = load_sources_file(file)
@@ -41,8 +41,8 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
     """List sources with their health."""
     from sqlmodel import select
 
-    from tracker.models import CheckState, Source
-    from tracker.redirects import redirected_host
+    from tracker.check.redirects import redirected_host
+    from tracker.store.models import CheckState, Source
 
     with session() as s:
         rows = [(src, s.get(CheckState, src.id)) for src in s.exec(select(Source).order_by(Source.id)).all()]

@@ -26,8 +26,8 @@ def _ago(dt: datetime | None, now: datetime) -> str:
 def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Scheduler heartbeat, each source's last check, result, error (since when) and next run; the digest
     (next, last, a pending retry, who is sending now); open/overdue impacts."""
-    from tracker.db import utcnow
-    from tracker.scheduler import collect_status
+    from tracker.service.scheduler import collect_status
+    from tracker.store.db import utcnow
 
     s = settings()
     now = utcnow()

@@ -35,7 +35,7 @@ def users_add(
     by: str = typer.Option("system", "--by", help="who is adding the user (audit actor)"),
 ) -> None:
     """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash."""
-    from tracker.users import ROLES, UserError, add_user
+    from tracker.accounts import ROLES, UserError, add_user
 
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -55,7 +55,7 @@ def users_role(
     by: str = typer.Option("system", "--by", help="who is changing the role (audit actor)"),
 ) -> None:
     """Give a user another role."""
-    from tracker.users import UserError, set_role
+    from tracker.accounts import UserError, set_role
 
     try:
         with session() as s:
@@ -74,7 +74,7 @@ def users_password(
     by: str = typer.Option("system", "--by", help="who is resetting the password (audit actor)"),
 ) -> None:
     """Set a user's password (prompted, or --password-stdin); their open sessions stop working."""
-    from tracker.users import UserError, set_password
+    from tracker.accounts import UserError, set_password
 
     password = _password(password_stdin)
     try:
@@ -104,7 +104,7 @@ def users_enable(
 
 
 def _enable(email: str, enabled: bool, by: str) -> None:
-    from tracker.users import UserError, set_enabled
+    from tracker.accounts import UserError, set_enabled
 
     try:
         with session() as s:
@@ -117,7 +117,7 @@ def _enable(email: str, enabled: bool, by: str) -> None:
 @users_app.command("list")
 def users_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List users and their roles."""
-    from tracker.users import list_users
+    from tracker.accounts import list_users
 
     with session() as s:
         rows = list_users(session=s)

@@ -18,13 +18,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tracker.config import Settings
-from tracker.db import utcnow
-from tracker.models import Change, CheckState, Delivery, Impact, Sop, Source, Team
+from tracker.impacts.statuses import FINAL
+from tracker.impacts.workflow import is_overdue
 from tracker.notify.channels import Message
 from tracker.notify.deliveries import FAILED, SENT, SendReport, Target, deliver
 from tracker.notify.secrets import channel_key
-from tracker.statuses import FINAL
-from tracker.workflow import is_overdue
+from tracker.store.db import utcnow
+from tracker.store.models import Change, CheckState, Delivery, Impact, Sop, Source, Team
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e]")
 _DEFANG = str.maketrans({"<": "‹", ">": "›", "[": "(", "]": ")", "`": "'"})

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
-from tracker.models import Change, Impact, Sop, Source
+from tracker.store.models import Change, Impact, Sop, Source
 
 ATOM = "http://www.w3.org/2005/Atom"
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")

@@ -14,8 +14,8 @@ from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
 from tracker.config import Settings
-from tracker.db import utcnow
 from tracker.notify.secrets import Resolved
+from tracker.store.db import utcnow
 
 ELLIPSIS = "…"
 
@@ -77,7 +77,7 @@ class EmailChannel:
         return None if "@" in address and " " not in address else f"{url!r} is not mailto:an@address"
 
     def send(self, target: Resolved, message: Message, settings: Settings) -> str:
-        from tracker.mailer import Mailer, MailError
+        from tracker.notify.email import Mailer, MailError
 
         recipient = target.url.split(":", 1)[1].split("?", 1)[0]
         msg = EmailMessage()

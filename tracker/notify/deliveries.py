@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from tracker.audit import SYSTEM, append_event
+from tracker.audit.trail import SYSTEM, append_event
 from tracker.config import Settings
-from tracker.db import utcnow
-from tracker.models import Delivery
 from tracker.notify.channels import ChannelError, Message, channel_for
 from tracker.notify.secrets import SecretMissing, mask_url, resolve
+from tracker.store.db import utcnow
+from tracker.store.models import Delivery
 
 log = logging.getLogger("tracker.notify")
 STALE_SENDING = timedelta(minutes=15)

@@ -12,9 +12,9 @@ import secrets
 
 from sqlmodel import Session, col, select
 
-from tracker.audit import append_event
-from tracker.db import utcnow
-from tracker.models import FeedToken, User
+from tracker.audit.trail import append_event
+from tracker.store.db import utcnow
+from tracker.store.models import FeedToken, User
 
 
 class FeedTokenError(ValueError):

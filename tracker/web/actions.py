@@ -14,11 +14,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from tracker.db import session_scope
-from tracker.models import User
-from tracker.users import UserError, add_user, set_role
+from tracker.accounts import UserError, add_user, set_role
+from tracker.impacts.workflow import WorkflowError, add_note, mark_change, mark_impact
+from tracker.store.db import session_scope
+from tracker.store.models import User
 from tracker.web.context import AdminUser, EditorUser, ctx, flash, safe_next
-from tracker.workflow import WorkflowError, add_note, mark_change, mark_impact
 
 router = APIRouter(include_in_schema=False)
 

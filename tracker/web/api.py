@@ -13,16 +13,16 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from tracker.db import session_scope
-from tracker.diffing import Diff, render_text
-from tracker.models import Change, Sop, Source, Team
+from tracker.check.diff import Diff, render_text
+from tracker.impacts.statuses import STATUSES
+from tracker.impacts.workflow import NoteTooLong, WorkflowError, add_note, mark_change, mark_impact
 from tracker.notify.secrets import mask_templates
 from tracker.public import audit_event_public, change_public, impact_public
-from tracker.statuses import STATUSES
+from tracker.store.db import session_scope
+from tracker.store.models import Change, Sop, Source, Team
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
 from tracker.web.diffview import page_of
-from tracker.workflow import NoteTooLong, WorkflowError, add_note, mark_change, mark_impact
 
 router = APIRouter(prefix="/api", tags=["api"])
 

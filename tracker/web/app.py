@@ -13,8 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker.config import Settings, get_settings
-from tracker.db import make_engine
 from tracker.paths import templates_dir
+from tracker.store.db import make_engine
 from tracker.web.bodylimit import BodyLimit, body_limit
 from tracker.web.context import LoginRequired, Problem, WebContext, make_env, optional_user, render
 from tracker.web.ratelimit import LoginLimiter

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature
 
-from tracker.db import session_scope
-from tracker.models import User
-from tracker.users import authenticate, end_session, normalise_email, start_session
+from tracker.accounts import authenticate, end_session, normalise_email, start_session
+from tracker.store.db import session_scope
+from tracker.store.models import User
 from tracker.web.context import (
     LOGIN_COOKIE,
     SESSION_COOKIE,

@@ -16,11 +16,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from tracker.accounts import role_allows, session_signing_key, session_user
+from tracker.check.diff import BlockChange
 from tracker.config import Settings
-from tracker.db import session_scope
-from tracker.diffing import BlockChange
 from tracker.paths import templates_dir
-from tracker.users import role_allows, session_signing_key, session_user
+from tracker.store.db import session_scope
 from tracker.web.diffview import ContextRun, UnchangedSections
 from tracker.web.ratelimit import LoginLimiter
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from tracker.diffing import BlockChange, Diff, diff_blocks
-from tracker.extract import Block, blocks_from_json
-from tracker.models import Version
+from tracker.check.diff import BlockChange, Diff, diff_blocks
+from tracker.check.extract import Block, blocks_from_json
+from tracker.store.models import Version
 
 # Unchanged blocks shown next to a change, on each side; the rest of a run is folded.
 CONTEXT = 1

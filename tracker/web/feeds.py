@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from tracker.db import session_scope, utcnow
-from tracker.models import User
 from tracker.notify.atom import FeedFilter, build_feed
 from tracker.notify.feed_tokens import FeedTokenError, create_token, revoke_token, tokens_of, user_for_token
+from tracker.store.db import session_scope, utcnow
+from tracker.store.models import User
 from tracker.web.context import CsrfUser, CurrentUser, ReadSession, Viewer, ctx, flash, render
 
 router = APIRouter(include_in_schema=False)

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
-from tracker.diffing import Diff
-from tracker.models import Change, Sop, Source, Team, Version
-from tracker.statuses import STATUSES
-from tracker.users import ROLES, list_users
+from tracker.accounts import ROLES, list_users
+from tracker.check.diff import Diff
+from tracker.impacts.statuses import STATUSES
+from tracker.store.models import Change, Sop, Source, Team, Version
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
 from tracker.web.diffview import build_view

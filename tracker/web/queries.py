@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from tracker.audit import Verification, verify
-from tracker.db import utcnow
-from tracker.models import AuditEvent, Change, CheckState, Impact, ImpactNote, Sop, Source, Team
+from tracker.audit.trail import Verification, verify
+from tracker.check.redirects import redirected_host
+from tracker.declare.schedules import parse_schedule
+from tracker.impacts.statuses import FINAL, STATUSES
+from tracker.impacts.workflow import allowed_next, is_overdue
 from tracker.public import impact_public
-from tracker.redirects import redirected_host
-from tracker.schedules import parse_schedule
-from tracker.statuses import FINAL, STATUSES
-from tracker.workflow import allowed_next, is_overdue
+from tracker.store.db import utcnow
+from tracker.store.models import AuditEvent, Change, CheckState, Impact, ImpactNote, Sop, Source, Team
 
 OPEN_STATUSES = tuple(s for s in STATUSES if s not in FINAL)
 
@@ -236,7 +236,7 @@ def source_health(session: Session, *, default_schedule: str) -> list[SourceHeal
     """Every source with its check state and when it is next due by its schedule."""
     sources = list(session.exec(select(Source).order_by(col(Source.enabled).desc(), col(Source.name))).all())
     states = {s.source_id: s for s in session.exec(select(CheckState)).all()}
-    from tracker.scheduler import next_source_runs
+    from tracker.service.scheduler import next_source_runs
 
     scheduled = next_source_runs(session=session)
     return [SourceHealth(s, states.get(s.id), _next_due(s, states.get(s.id), default_schedule), scheduled.get(s.id))

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from tracker.db import UTCDateTime, utcnow
-from tracker.models import LoginAttempt
+from tracker.store.db import UTCDateTime, utcnow
+from tracker.store.models import LoginAttempt
 
 _TABLE: sa.Table = LoginAttempt.__table__  # type: ignore[attr-defined]
 MAX_ADDRESS, MAX_EMAIL = 64, 320

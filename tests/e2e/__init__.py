@@ -1,0 +1,1 @@
+"""End-to-end tests: the `tracker` CLI and service as subprocesses, the browser, mypy."""

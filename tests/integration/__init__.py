@@ -1,0 +1,1 @@
+"""Integration tests: the real database (SQLite, PostgreSQL when configured), local servers."""

@@ -1,0 +1,1 @@
+"""The YAML declarations (sources, SOPs, schedules): validated, then synced into the database."""

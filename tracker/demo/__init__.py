@@ -1,0 +1,1 @@
+"""The self-contained demo: a local policy site serving the bundled sample."""

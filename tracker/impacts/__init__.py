@@ -1,0 +1,1 @@
+"""From a change to the SOPs it touches: mapping, the review workflow, impact statuses."""

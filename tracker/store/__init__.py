@@ -1,0 +1,1 @@
+"""The database: engine and sessions, the SQLModel tables, Alembic migrations and locks."""
