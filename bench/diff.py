@@ -22,8 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import CORPUS, machine, policy_site  # noqa: E402
+from tracker.check.blocks import Block, Rules  # noqa: E402
+from tracker.check.decode import decode  # noqa: E402
 from tracker.check.diff import diff_blocks  # noqa: E402
-from tracker.check.extract import Block, Rules, decode, extract  # noqa: E402
+from tracker.check.extract import extract  # noqa: E402
 
 TARGET_MS = 50.0
 RULES = Rules(select=("article.policy",))

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from markdown_it import MarkdownIt  # noqa: E402
 
 from bench._util import CORPUS, machine  # noqa: E402
+from tracker.check.blocks import Rules  # noqa: E402
 from tracker.check.diff import Diff, diff_blocks  # noqa: E402
-from tracker.check.extract import Rules, extract  # noqa: E402
+from tracker.check.extract import extract  # noqa: E402
 from tracker.config import Settings  # noqa: E402
 from tracker.notify.digest import build_digests  # noqa: E402
 from tracker.notify.email import build_message  # noqa: E402

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import CORPUS, machine  # noqa: E402
 from tests.support.policy_site import Document, page  # noqa: E402
+from tracker.check.blocks import SEP, Rules  # noqa: E402
 from tracker.check.diff import Diff, diff_blocks  # noqa: E402
-from tracker.check.extract import SEP, Rules, extract  # noqa: E402
+from tracker.check.extract import extract  # noqa: E402
 from tracker.impacts.mapping import Matcher  # noqa: E402
 
 TARGET_S = 1.0

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._util import CORPUS, ROOT, machine  # noqa: E402
 from tests.support.make_doc_fixtures import print_pdf  # noqa: E402
 from tests.support.policy_site import Document  # noqa: E402
-from tracker.check.extract import Rules  # noqa: E402
+from tracker.check.blocks import Rules  # noqa: E402
 from tracker.check.pdf import extract_pdf  # noqa: E402
 
 

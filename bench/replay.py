@@ -29,8 +29,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._util import CORPUS, Site, machine, policy_site, run_tracker, tracker_env  # noqa: E402
+from tracker.check.blocks import Block, Rules, blocks_hash  # noqa: E402
 from tracker.check.diff import diff_blocks  # noqa: E402
-from tracker.check.extract import Block, Rules, blocks_hash, extract  # noqa: E402
+from tracker.check.extract import extract  # noqa: E402
 from tracker.store.db import make_engine  # noqa: E402
 
 DOCS = ("tiktok-privacy-policy", "youtube-community-guidelines")

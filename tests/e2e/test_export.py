@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 
 from tests.conftest import run_tracker
 from tracker.audit import trail as audit
+from tracker.check.blocks import Block, blocks_hash
 from tracker.check.diff import diff_blocks
-from tracker.check.extract import Block, blocks_hash
 from tracker.export.formats import sha256_file, undefuse
 from tracker.export.manifest import verify_export
 from tracker.export.run import (

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from tests.conftest import run_tracker
 from tests.e2e.test_export import _change, _direct_impact
 from tracker.audit import trail as audit
-from tracker.check.extract import Block
+from tracker.check.blocks import Block
 from tracker.export.formats import defuse, undefuse
 from tracker.impacts.workflow import mark_impact
 from tracker.store.db import session_scope, utcnow

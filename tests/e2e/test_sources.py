@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tests.conftest import run_tracker
-from tracker.check.extract import blocks_from_json
+from tracker.check.blocks import blocks_from_json
 from tracker.check.record import Fetch, record_check
 from tracker.declare.sources import load_sources_file, sync_sources
 from tracker.declare.yamlfile import RegistryError

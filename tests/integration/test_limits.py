@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from tests.integration.test_web import app_settings, cheap_hashes, client, login, seeded  # noqa: F401 (fixtures)
+from tracker.check.blocks import Block, OverLimit, Rules, blocks_from_json, blocks_hash, blocks_to_json
 from tracker.check.diff import diff_blocks
-from tracker.check.extract import Block, OverLimit, Rules, blocks_from_json, blocks_hash, blocks_to_json, extract
+from tracker.check.extract import extract
 from tracker.check.limits import MAX_HEADING_CHARS, Limits, strip_controls
 from tracker.store.db import alembic_config, make_engine, session_scope, upgrade
 from tracker.store.models import Change, Source, Version
@@ -175,7 +176,7 @@ def test_every_kind_is_held_to_the_block_and_text_limits() -> None:
 
     import pytest
 
-    from tracker.check.extract import OverLimit, Rules
+    from tracker.check.blocks import OverLimit, Rules
     from tracker.check.kinds import extract_kind
     from tracker.check.limits import Limits
 

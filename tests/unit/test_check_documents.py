@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import FIXTURES
 from tests.support.tiny_pdf import Text, make_pdf
 from tracker.check import pdf as pdfmod
-from tracker.check.extract import Block, ExtractionError, NoText, NotText, Rules, SelectorNoMatch, blocks_hash
+from tracker.check.blocks import Block, ExtractionError, NoText, NotText, Rules, SelectorNoMatch, blocks_hash
 from tracker.check.jsondoc import extract_json, validate_jmespath
 from tracker.check.kinds import EXTRACTORS, rule_problems
 from tracker.declare.sources import SOURCE_KINDS

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.policy_site import Document, page
+from tracker.check.blocks import Block, Rules
 from tracker.check.diff import Diff, diff_blocks, render_text, section_path, word_diff
-from tracker.check.extract import Block, Rules, extract
+from tracker.check.extract import extract
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"
 RULES = Rules(select=("article.policy",), remove=(".cookie-banner", "nav"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.policy_site import Document, page
-from tracker.check.extract import (
+from tracker.check.blocks import (
     Block,
     EmptyPage,
     ExtractionError,
@@ -19,9 +19,8 @@ from tracker.check.extract import (
     SelectorNoMatch,
     blocks_from_json,
     blocks_to_json,
-    extract,
-    validate_selector,
 )
+from tracker.check.extract import extract, validate_selector
 from tracker.check.limits import Limits
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"

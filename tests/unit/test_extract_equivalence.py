@@ -21,6 +21,8 @@ import tracker.check.extract as current
 from tests.support import reference_extract as reference
 from tests.support.policy_site import Document, page
 from tests.unit.test_extract import ARTICLE, TEXT, wrap
+from tracker.check import xslt
+from tracker.check.blocks import Block, ExtractionError, Rules, blocks_hash
 from tracker.check.limits import Limits, clip_heading, strip_controls
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"
@@ -36,9 +38,12 @@ def outcome(mod, body: bytes | str, select: tuple[str, ...], remove: tuple[str, 
     """What one extractor makes of a page: its blocks, hash and encoding, or the error it raises."""
     # The reference has no limits (tracker.check.limits): the current extractor runs without them here.
     unbounded = {"limits": Limits(max_blocks=10**9, max_text_bytes=10**12)} if mod is current else {}
+    # (The current extractor's types live in tracker.check.blocks; the frozen copy keeps its own.)
+    rules_type, error_type = ((reference.Rules, reference.ExtractionError) if mod is reference
+                              else (Rules, ExtractionError))
     try:
-        ex = mod.extract(body, mod.Rules(select=select, remove=remove), content_type=content_type, **unbounded)
-    except (mod.ExtractionError, ValueError) as exc:  # ValueError: lxml refusing a control character
+        ex = mod.extract(body, rules_type(select=select, remove=remove), content_type=content_type, **unbounded)
+    except (error_type, ValueError) as exc:  # ValueError: lxml refusing a control character
         return ("error", type(exc).__name__, str(exc))
     blocks = [(b.kind, b.text, b.path) for b in ex.blocks]
     if mod is reference:
@@ -51,7 +56,7 @@ def outcome(mod, body: bytes | str, select: tuple[str, ...], remove: tuple[str, 
 
         fixed = [(k, fix(t), tuple(clip_heading(fix(h)) for h in p)) for k, t, p in blocks]
         if fixed != blocks:
-            return (fixed, current.blocks_hash(current.Block(*b) for b in fixed), ex.encoding)
+            return (fixed, blocks_hash(Block(*b) for b in fixed), ex.encoding)
     return (blocks, ex.hash, ex.encoding)
 
 
@@ -95,10 +100,10 @@ def test_fixture_pages_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
         def __init__(self) -> None:
             raise AssertionError("the page fell back to the Python walk")
 
-    monkeypatch.setattr(current, "_Walker", NoWalker)
+    monkeypatch.setattr(current, "Walker", NoWalker)
     doc = Document(FIXTURES / "x-privacy-policy")
     for v in range(len(doc.versions)):
-        assert current.extract(page(doc, v).encode(), current.Rules(select=POLICY[0])).blocks
+        assert current.extract(page(doc, v).encode(), Rules(select=POLICY[0])).blocks
 
 
 # -- the inputs of tests/unit/test_extract.py -----------------------------------------------------
@@ -298,14 +303,14 @@ def test_crafted_structures_extract_identically(inner: str) -> None:
 
 def test_pages_holding_marker_characters_take_the_python_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     walks = []
-    walker = current._Walker
+    walker = current.Walker
 
     class CountingWalker(walker):  # type: ignore[misc, valid-type]
         def __init__(self, *args: object) -> None:
             walks.append(1)
             super().__init__(*args)
 
-    monkeypatch.setattr(current, "_Walker", CountingWalker)
+    monkeypatch.setattr(current, "Walker", CountingWalker)
     for inner in ("<p>\ufdd0</p>", "<p>&#xfdd1;</p>", "<img alt='&#64976;'>"):
         assert_same(article(inner))
     assert len(walks) == 3
@@ -409,9 +414,9 @@ def test_random_pages_extract_identically(seed: int) -> None:
 
 def test_the_whitespace_the_fast_path_collapses_is_what_str_split_splits_on() -> None:
     spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
-    assert set(current._OTHER_SPACES) == set(spaces) - {" "}
-    assert set(current._ASCII_OTHER_SPACES) == {c for c in spaces if c.isascii()} - {" "}
-    left_out = set(current._OTHER_SPACES) - set(current._NFC_OTHER_SPACES)
+    assert set(xslt._OTHER_SPACES) == set(spaces) - {" "}
+    assert set(xslt._ASCII_OTHER_SPACES) == {c for c in spaces if c.isascii()} - {" "}
+    left_out = set(xslt._OTHER_SPACES) - set(xslt._NFC_OTHER_SPACES)
     assert left_out == {"\u2000", "\u2001"}
     assert not left_out & set(unicodedata.normalize("NFC", "".join(left_out)))
     for c in spaces:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
 
-from tracker.check.extract import SEP, Block
+from tracker.check.blocks import SEP, Block
 
 # A modified block is a pair whose words are at least this similar; below, remove + add.
 PAIR_THRESHOLD = 0.5

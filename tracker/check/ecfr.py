@@ -15,7 +15,7 @@ from typing import Any
 
 import lxml.etree
 
-from tracker.check.extract import Block, ExtractionError, normalise_text
+from tracker.check.blocks import Block, ExtractionError, normalise_text
 
 # The divisions whose HEAD opens a level of the path (DIV1 title ... DIV9 appendix).
 _LEVELS = {f"DIV{n}" for n in range(1, 10)}

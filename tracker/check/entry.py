@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracker.check.extract import Block
+from tracker.check.blocks import Block
 
 
 @dataclass(frozen=True)

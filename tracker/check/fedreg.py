@@ -14,8 +14,8 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from tracker.check.blocks import ExtractionError, normalise_text
 from tracker.check.entry import StreamEntry
-from tracker.check.extract import ExtractionError, normalise_text
 
 FIELDS = ("document_number", "title", "type", "abstract", "agencies", "publication_date", "effective_on",
           "comments_close_on", "dates", "cfr_references", "html_url", "pdf_url", "correction_of", "action")

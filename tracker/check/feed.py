@@ -13,8 +13,8 @@ from typing import Any
 import feedparser
 from lxml import html as lxml_html
 
+from tracker.check.blocks import ExtractionError, normalise_text
 from tracker.check.entry import StreamEntry
-from tracker.check.extract import ExtractionError, normalise_text
 
 MAX_ENTRIES = 1000
 MAX_SUMMARY = 20_000

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracker.check.extract import (
+from tracker.check.blocks import (
     Block,
     Extracted,
     ExtractionError,
@@ -21,9 +21,9 @@ from tracker.check.extract import (
     NotText,
     Rules,
     SelectorNoMatch,
-    decode,
     normalise_text,
 )
+from tracker.check.decode import decode
 
 MAX_DEPTH = 64
 MAX_VALUES = 100_000

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tracker.check.blocks import Extracted, OverLimit, Rules
 from tracker.check.ecfr import extract_part
-from tracker.check.extract import Extracted, OverLimit, Rules, extract, validate_selector
+from tracker.check.extract import extract, validate_selector
 from tracker.check.jsondoc import extract_json, validate_jmespath
 from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
 from tracker.check.parts import PARTS_TYPE, extract_parts

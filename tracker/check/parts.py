@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tracker.check.extract import Extracted, ExtractionError, NotText, Rules
+from tracker.check.blocks import Extracted, ExtractionError, NotText, Rules
 
 PARTS_TYPE = "application/vnd.policy-tracker.parts+json"
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tracker.check.extract import Block, EmptyPage, Extracted, ExtractionError, NoText, NotText, Rules, normalise_text
+from tracker.check.blocks import Block, EmptyPage, Extracted, ExtractionError, NoText, NotText, Rules, normalise_text
 
 if TYPE_CHECKING:
     from pdfminer.pdfpage import PDFPage

@@ -19,16 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from tracker.check.blocks import Block, ExtractionError, Rules, blocks_from_json, blocks_hash, blocks_to_json
 from tracker.check.dates import find_dates
 from tracker.check.diff import diff_blocks
-from tracker.check.extract import (
-    Block,
-    ExtractionError,
-    Rules,
-    blocks_from_json,
-    blocks_hash,
-    blocks_to_json,
-)
 from tracker.check.kinds import extract_kind
 from tracker.check.limits import DEFAULT_LIMITS, Limits
 from tracker.check.shapes import is_stream

@@ -18,10 +18,10 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from tracker.check.blocks import Block, ExtractionError, blocks_from_json, blocks_hash, blocks_to_json
 from tracker.check.dates import find_dates
 from tracker.check.diff import diff_blocks
 from tracker.check.entry import StreamEntry
-from tracker.check.extract import Block, ExtractionError, blocks_from_json, blocks_hash, blocks_to_json
 from tracker.check.record import (
     CHANGED,
     NEW,

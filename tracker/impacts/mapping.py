@@ -29,9 +29,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.audit.trail import SYSTEM, append_event
+from tracker.check.blocks import SEP
 from tracker.check.diff import BlockChange
 from tracker.check.entry import entry_filters_hold, type_name
-from tracker.check.extract import SEP
 from tracker.store.models import Change, Impact, Sop
 
 _WORD = re.compile(r"\w+")

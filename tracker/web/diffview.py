@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from tracker.check.blocks import Block, blocks_from_json
 from tracker.check.diff import BlockChange, Diff, diff_blocks
-from tracker.check.extract import Block, blocks_from_json
 from tracker.store.models import Version
 
 # Unchanged blocks shown next to a change, on each side; the rest of a run is folded.

@@ -89,7 +89,7 @@ class Snapshot(SQLModel, table=True):
 class Version(SQLModel, table=True):
     """Extracted policy text: normalised blocks with heading paths, and the rules that made them.
 
-    blocks is tracker.check.extract.blocks_to_json's form: {"paths": [[parent, heading], ...],
+    blocks is tracker.check.blocks.blocks_to_json's form: {"paths": [[parent, heading], ...],
     "blocks": [[kind, text, path], ...]}, each heading path stored once (migration 0009).
     """
 

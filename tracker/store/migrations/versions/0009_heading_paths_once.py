@@ -70,7 +70,7 @@ def _to_table_form(blocks: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
 
 
 def upgrade() -> None:
-    from tracker.check.extract import blocks_from_json, blocks_hash
+    from tracker.check.blocks import blocks_from_json, blocks_hash
 
     bind = op.get_bind()
     for vid, blocks in _rows():
