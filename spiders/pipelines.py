@@ -20,8 +20,9 @@ from scrapy.crawler import Crawler
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from tracker.check.checks import FAILED, ChangeHook, CheckOutcome, Fetch
 from tracker.check.limits import DEFAULT_LIMITS, Limits
-from tracker.check.record import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, lock_sources, record_check
+from tracker.check.record import baseline_refs, lock_sources, record_check
 from tracker.store.db import make_engine, session_scope
 from tracker.store.models import CheckState
 

@@ -13,7 +13,8 @@ from sqlmodel import Session, col, select
 
 from spiders import SPIDERS
 from spiders.base import SourceRequest, StopFlag
-from tracker.check.record import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch, lock_sources, record_check
+from tracker.check.checks import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch
+from tracker.check.record import lock_sources, record_check
 from tracker.check.streams import stream_cursors
 from tracker.config import Settings
 from tracker.store.db import make_engine, session_scope

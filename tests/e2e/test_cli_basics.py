@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 
 from tests.conftest import FIXTURES, run_tracker
 from tests.support.policy_site import Document, page
-from tracker.check.record import Fetch, record_check
+from tracker.check.checks import Fetch
+from tracker.check.record import record_check
 from tracker.cli import app
 from tracker.declare.sources import SourceSpec, sync_sources
 from tracker.store.db import session_scope, upgrade

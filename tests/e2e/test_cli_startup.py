@@ -26,13 +26,12 @@ WERE_LOADED_AT_START = ["sqlalchemy", "sqlmodel", "pydantic", "pydantic_settings
                         "tracker.impacts.workflow"]
 # What single commands need (serve, run, export to xlsx, crawl, db upgrade, help formatting): never at start.
 ONE_COMMANDS_ONLY = ["fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler", "alembic", "scrapy", "twisted",
-                     "rich", "tracker.web", "tracker.service.scheduler", "tracker.service.jobs", "tracker.check.record",
+                     "rich", "tracker.web", "tracker.service", "tracker.check.record",
                      "spiders"]
 # What `tracker crawl` has no use for (bs4 only for pages that are not UTF-8 or that lxml cannot parse).
 NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler", "alembic", "rich", "argon2",
                  "bs4", "soupsieve",
-                 "yaml", "tracker.notify.digest", "tracker.web", "tracker.export.run", "tracker.service.scheduler",
-                 "tracker.service.jobs",
+                 "yaml", "tracker.notify.digest", "tracker.web", "tracker.export.run", "tracker.service",
                  "apprise"]  # loaded only to send to a team channel
 
 COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "notify", "run", "serve",

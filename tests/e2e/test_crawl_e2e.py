@@ -165,7 +165,8 @@ def test_noise_no_growth_and_one_change_per_version_without_validators(
 
 def test_requests_carry_per_source_options_and_validators_only_with_a_baseline(engine: Any) -> None:
     from spiders.runner import build_requests, scrapy_settings
-    from tracker.check.record import Fetch, record_check
+    from tracker.check.checks import Fetch
+    from tracker.check.record import record_check
     from tracker.config import get_settings
     from tracker.declare.sources import SourceOptions, SourceSpec, sync_sources
     from tracker.store.db import session_scope

@@ -17,7 +17,8 @@ from sqlmodel import col, select
 
 from tests.conftest import FIXTURES, PolicySite, run_tracker, serve_policy_site, write_sources
 from tests.e2e.test_crawl_e2e import REDDIT_2_3, changes, crawl, fixed, rows, sources
-from tracker.check.record import Fetch, record_check
+from tracker.check.checks import Fetch
+from tracker.check.record import record_check
 from tracker.declare.sources import SourceSpec, sync_sources
 from tracker.store.db import make_engine, session_scope
 from tracker.store.models import CheckState, Snapshot, Source

@@ -266,7 +266,7 @@ def test_a_crashing_crawl_is_recorded(db_url: str, engine: Engine, tmp_path: Pat
 
     class Crashing:
         def run(self, source_ids: list[str], *, timeout: float, abandon: threading.Event) -> Any:
-            from tracker.service.jobs import CrawlResult
+            from tracker.service.crawler import CrawlResult
 
             return CrawlResult(exit_code=-11, seconds=0.1, output="Segmentation fault")
 
@@ -288,7 +288,8 @@ KILLED_MID_CHECK = """
 import sys, time
 from pathlib import Path
 from tracker.store.db import make_engine, session_scope
-from tracker.check.record import Fetch, record_check
+from tracker.check.checks import Fetch
+from tracker.check.record import record_check
 from tracker.store.models import Source
 
 def hook(session, change):
@@ -318,7 +319,8 @@ def policy_html(version: int) -> bytes:
 def test_a_check_killed_inside_its_transaction_leaves_nothing_behind(db_url: str, engine: Engine,
                                                                       tmp_path: Path) -> None:
     """What makes killing a crawl safe: a source's snapshot, version and change commit together or not at all."""
-    from tracker.check.record import Fetch, record_check
+    from tracker.check.checks import Fetch
+    from tracker.check.record import record_check
     from tracker.store.models import Source
 
     with session_scope(engine) as s:

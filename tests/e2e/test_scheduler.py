@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from tests.conftest import run_tracker
 from tracker.config import Settings
 from tracker.declare.sources import SourceSpec, sync_sources
-from tracker.service.jobs import CrawlResult, SchedulerBusy, Service
+from tracker.service.crawler import CrawlResult
+from tracker.service.jobs import SchedulerBusy, Service
 from tracker.service.scheduler import DIGEST_JOB, SOURCE_JOB, digest_trigger, next_runs, spread_offsets
 from tracker.store.db import session_scope, utcnow
 
@@ -350,8 +351,9 @@ def test_status_reports_sources_next_runs_heartbeat_and_impacts(db_url: str, eng
 
     from sqlmodel import Session
 
-    from tracker.check.record import Fetch, record_check
-    from tracker.service.scheduler import collect_status
+    from tracker.check.checks import Fetch
+    from tracker.check.record import record_check
+    from tracker.service.status import collect_status
     from tracker.store.models import Change, Impact, Sop, Source, Version
 
     path = sources_yaml(tmp_path / "sources.yaml", [src("alpha", schedule="1h"), src("beta")])
@@ -391,7 +393,7 @@ def test_structured_log_formats() -> None:
     import json
     import logging
 
-    from tracker.service.jobs import JsonFormatter, KeyValueFormatter
+    from tracker.service.logs import JsonFormatter, KeyValueFormatter
 
     record = logging.LogRecord("tracker.service", logging.INFO, __file__, 1, "crawl.finished", None, None)
     record.fields = {"sources": ["a", "b"], "result": "ok", "output": 'checked 2 source(s): "fine"'}

@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 
 from tests.conftest import run_tracker
 from tracker.check.blocks import blocks_from_json
-from tracker.check.record import Fetch, record_check
+from tracker.check.checks import Fetch
+from tracker.check.record import record_check
 from tracker.declare.sources import load_sources_file, sync_sources
 from tracker.declare.yamlfile import RegistryError
 from tracker.store.db import session_scope

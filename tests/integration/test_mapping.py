@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 from tests.conftest import FIXTURES
 from tests.support.policy_site import Document, page
 from tracker.audit.trail import verify
+from tracker.check.checks import Fetch
 from tracker.check.diff import Diff
-from tracker.check.record import Fetch, record_check
+from tracker.check.record import record_check
 from tracker.impacts.mapping import (
     CrawlMapper,
     MappingContext,

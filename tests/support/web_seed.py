@@ -15,8 +15,9 @@ from tests.support.policy_site import Document, page
 from tracker.accounts import add_user
 from tracker.audit.trail import append_event
 from tracker.check.blocks import Block, blocks_hash, blocks_to_json
+from tracker.check.checks import Fetch
 from tracker.check.diff import diff_blocks
-from tracker.check.record import Fetch, record_check
+from tracker.check.record import record_check
 from tracker.impacts.mapping import MappingContext, map_change
 from tracker.store.models import Change, CheckState, Impact, Sop, Source, Team, Version
 

@@ -22,8 +22,9 @@ from aiosmtpd.smtp import Session as SmtpSession
 from markdown_it import MarkdownIt
 from sqlmodel import Session
 
+from tracker.check.checks import Fetch
 from tracker.check.diff import BlockChange
-from tracker.check.record import Fetch, record_check
+from tracker.check.record import record_check
 from tracker.notify.render import DigestContent, ImpactItem, describe_reason, excerpt_of, subject_for
 from tracker.store.models import Change, Impact, Sop, Source, Team
 

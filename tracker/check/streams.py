@@ -19,10 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.check.blocks import Block, ExtractionError, blocks_from_json, blocks_hash, blocks_to_json
-from tracker.check.dates import find_dates
-from tracker.check.diff import diff_blocks
-from tracker.check.entry import StreamEntry
-from tracker.check.record import (
+from tracker.check.checks import (
     CHANGED,
     NEW,
     UNCHANGED,
@@ -34,6 +31,9 @@ from tracker.check.record import (
     snapshot_of,
     succeed_check,
 )
+from tracker.check.dates import find_dates
+from tracker.check.diff import diff_blocks
+from tracker.check.entry import StreamEntry
 from tracker.check.shapes import since_of, stream_entries
 from tracker.store.models import Change, CheckState, Source, StreamEntryRecord, Version
 

@@ -21,7 +21,8 @@ def run(
     is wrong, 1 when the scheduler lock was lost.
     """
     from tracker.declare.yamlfile import RegistryError
-    from tracker.service.jobs import SchedulerBusy, Service, configure_logging, install_signal_handlers
+    from tracker.service.jobs import SchedulerBusy, Service, install_signal_handlers
+    from tracker.service.logs import configure_logging
     from tracker.service.scheduler import ScheduleConfigError
 
     if log_format not in ("json", "kv"):

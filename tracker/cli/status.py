@@ -26,7 +26,7 @@ def _ago(dt: datetime | None, now: datetime) -> str:
 def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Scheduler heartbeat, each source's last check, result, error (since when) and next run; the digest
     (next, last, a pending retry, who is sending now); open/overdue impacts."""
-    from tracker.service.scheduler import collect_status
+    from tracker.service.status import collect_status
     from tracker.store.db import utcnow
 
     s = settings()

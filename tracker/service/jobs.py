@@ -12,16 +12,11 @@ transaction inside that subprocess, so killing it never leaves half a check behi
 from __future__ import annotations
 
 import hashlib
-import inspect
-import json
 import logging
 import os
 import queue
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -37,143 +32,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from tracker.check.record import Fetch, record_check
+from tracker.check.checks import Fetch
+from tracker.check.record import record_check
 from tracker.config import Settings
 from tracker.service import scheduler as sched
+from tracker.service.crawler import CRAWL_INTERRUPTED, CrawlResult, SubprocessCrawler
+from tracker.service.files import FileWatch, apply_file
+from tracker.service.logs import event
 from tracker.store.db import make_engine, session_scope, utcnow
 from tracker.store.locks import LockHeld, SchedulerLock, scheduler_lock
 from tracker.store.models import CheckState, JobRun, LeaseHeld, SchedulerState, Source
-
-log = logging.getLogger("tracker.service")
 
 
 class SchedulerBusy(Exception):
     """Another `tracker run` is the active scheduler of this database."""
 
 
-def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log one structured event: a name and key/value fields."""
-    log.log(level, name, extra={"fields": fields})
-
-
-# -- structured logs ---------------------------------------------------------------------------
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, event and the event's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {"ts": datetime.fromtimestamp(record.created).astimezone().isoformat(
-            timespec="milliseconds"), "level": record.levelname.lower(), "logger": record.name,
-            "event": record.getMessage()}
-        data.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
-
-
-class KeyValueFormatter(logging.Formatter):
-    """logfmt: ts=… level=… event=… key=value …, values quoted when they need it."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        parts = {"ts": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
-                 "level": record.levelname.lower(), "event": record.getMessage(),
-                 **getattr(record, "fields", {})}
-        if record.exc_info:
-            parts["exception"] = self.formatException(record.exc_info)
-        return " ".join(f"{k}={_kv(v)}" for k, v in parts.items())
-
-
-def _kv(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        value = ",".join(map(str, value))
-    text = str(value)
-    if text == "" or any(c in text for c in ' "=\n\t'):
-        return json.dumps(text, ensure_ascii=False)
-    return text
-
-
-def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
-    """Send tracker and APScheduler logs to stderr as JSON lines or key=value lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
-    for name in ("tracker", "apscheduler"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level if name == "tracker" else max(level, logging.WARNING))
-        logger.propagate = False
-
-
-# `tracker crawl`'s exit code when SIGINT/SIGTERM stopped it (tracker.cli.app.EXIT_INTERRUPTED; the
-# service does not import the CLI).
-CRAWL_INTERRUPTED = 130
-
-# -- crawls in a subprocess --------------------------------------------------------------------
-
-@dataclass
-class CrawlResult:
-    """How a crawl subprocess ended."""
-
-    exit_code: int | None
-    seconds: float
-    output: str = ""
-    killed: str | None = None  # "timeout" | "shutdown" when the service killed it
-
-    @property
-    def tail(self) -> str:
-        lines = [ln for ln in self.output.strip().splitlines() if ln.strip()]
-        return lines[-1][:500] if lines else ""
-
-
-def crawl_env(settings: Settings) -> dict[str, str]:
-    """The environment of a crawl subprocess: this process's, with every setting made explicit."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        key = f"TRACKER_{name.upper()}"
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = json.dumps(value) if isinstance(value, list | dict) else str(value)
-    return env
-
-
-class SubprocessCrawler:
-    """Runs `python -m tracker crawl ID … --quiet` and kills it on timeout or when told to abandon it."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def run(self, source_ids: list[str], *, timeout: float, abandon: threading.Event) -> CrawlResult:
-        """Run one crawl batch to its end, or kill it after timeout or on abandon."""
-        started = time.monotonic()
-        with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "tracker", "crawl", *source_ids, "--quiet"],
-                                    env=crawl_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            killed: str | None = None
-            while proc.poll() is None:
-                if abandon.is_set():
-                    killed = "shutdown"
-                elif time.monotonic() - started > timeout:
-                    killed = "timeout"
-                if killed:
-                    self._kill(proc)
-                    break
-                abandon.wait(0.1)
-            out.seek(0)
-            return CrawlResult(proc.returncode, time.monotonic() - started, out.read()[-20000:], killed)
-
-    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
-        # SIGKILL, not SIGTERM: Scrapy's graceful stop would wait for the hung request and then
-        # record "no response" errors of its own. Each source's check commits in one transaction,
-        # so a kill at any moment leaves either the whole check or nothing.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the crawl and anything it started
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
-Crawler = Callable[..., CrawlResult]
 DigestRunner = Callable[..., str]
 
 
@@ -191,29 +65,6 @@ def run_digest_job(*, engine: Engine, settings: Settings, now: datetime) -> str:
 
 
 # -- the service -------------------------------------------------------------------------------
-
-@dataclass
-class FileWatch:
-    """A registry file the service re-syncs whenever its content changes."""
-
-    path: Path
-    kind: str  # sources | sops
-    digest: str | None = None
-    failed_digest: str | None = None
-
-    def read_if_changed(self) -> bytes | None:
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            if self.failed_digest != "missing":
-                event("sync.file_unreadable", logging.ERROR, file=str(self.path), kind=self.kind, error=str(exc))
-                self.failed_digest = "missing"
-            return None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in (self.digest, self.failed_digest):
-            return None
-        return data
-
 
 @dataclass
 class Service:
@@ -376,7 +227,7 @@ class Service:
             return
         digest = hashlib.sha256(data).hexdigest()
         try:
-            summary = self._apply_file(watch)
+            summary = apply_file(watch, engine=self.db)
         except Exception as exc:
             watch.failed_digest = digest
             event("sync.failed", logging.ERROR, file=str(watch.path), kind=watch.kind, error=str(exc),
@@ -386,23 +237,6 @@ class Service:
             return
         watch.digest, watch.failed_digest = digest, None
         event("sync.done", file=str(watch.path), kind=watch.kind, summary=summary)
-
-    def _apply_file(self, watch: FileWatch) -> str:
-        from tracker.declare.sources import load_sources_file, sync_sources
-
-        if watch.kind == "sources":
-            specs = load_sources_file(watch.path)
-            with session_scope(self.db) as s:
-                kwargs: dict[str, Any] = {"session": s, "specs": specs}
-                if "actor" in inspect.signature(sync_sources).parameters:
-                    kwargs["actor"] = "system"
-                return sync_sources(**kwargs).summary()
-        from tracker.declare.sops import load_sops_file, sync_sops  # imported late: SOPs are optional here
-
-        with session_scope(self.db) as s:
-            known = s.exec(select(Source.id)).all()
-            sop_file = load_sops_file(watch.path, known_sources=known)
-            return str(sync_sops(session=s, sop_file=sop_file, actor="system").summary())
 
     def _write_state(self, *, started: bool = False, stopped: str | None = None) -> None:
         now = self.clock()
@@ -624,10 +458,3 @@ def install_signal_handlers(service: Service) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-def heartbeat_alive(state: SchedulerState | None, now: datetime) -> bool:
-    """Whether a scheduler is running: not stopped, and a heartbeat within three intervals (min 30 s)."""
-    if state is None or state.stopped_at is not None:
-        return False
-    return now - state.heartbeat_at <= timedelta(seconds=max(3 * state.heartbeat_seconds, 30.0))
