@@ -1,8 +1,8 @@
-"""What `tracker status` and the web UI's source list show: the scheduler's heartbeat, each source's
-health and next run, the digest's next and last run, and the open and overdue impacts.
+"""What `tracker status` shows: the scheduler's heartbeat, each source's health and next run,
+the digest's next and last run, a pending retry and who is sending, the open and overdue impacts.
 
-A read-only view over the database and the job store: it runs in any process (the CLI, the web
-app) whether or not a `tracker run` is alive, which is why it lives apart from the service.
+A read-only view over the database and the job store: it runs in any process whether or not a
+`tracker run` is alive, which is why it lives apart from the service.
 """
 
 from __future__ import annotations
