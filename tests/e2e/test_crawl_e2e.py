@@ -11,6 +11,7 @@ from urllib.request import urlopen
 import sqlalchemy as sa
 from sqlmodel import select
 
+from spiders import KINDS
 from tests.conftest import PolicySite, run_tracker, write_sources
 from tracker.store.db import make_engine
 
@@ -184,7 +185,7 @@ def test_requests_carry_per_source_options_and_validators_only_with_a_baseline(e
     with session_scope(engine) as s:
         a = s.get(Source, "a")
         assert a is not None
-        record_check(session=s, source=a, fetch=Fetch(
+        record_check(kinds=KINDS, session=s, source=a, fetch=Fetch(
             source_id="a", url=a.url, status=200, body=b"<main><p>Policy.</p></main>",
             headers={"ETag": '"e1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}))
         # c has validators in its state but no stored version: it must be fetched in full.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from spiders import KINDS
 from tests.support.policy_site import Document, page
 from tracker.accounts import add_user
 from tracker.audit.trail import append_event
@@ -116,6 +117,7 @@ def seed(session: Session, *, versions: int = 5, hostile: bool = False, now: dat
                 fetched_at=when,
             )
             outcome = record_check(
+                kinds=KINDS,
                 session=session,
                 source=src,
                 fetch=fetch,

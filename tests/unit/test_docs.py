@@ -88,7 +88,7 @@ def test_every_setting_has_a_description_in_the_model() -> None:
 
 
 def test_every_source_kind_is_in_the_sources_page() -> None:
-    from tracker.declare.sources import SOURCE_KINDS
+    from spiders import KINDS as SOURCE_KINDS
 
     text = page("docs/sources.md")
     kinds_section = text.partition("\n## Source kinds\n")[2].partition("\n## ")[0]

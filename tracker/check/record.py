@@ -29,9 +29,8 @@ from tracker.check.extract import (
     blocks_hash,
     blocks_to_json,
 )
-from tracker.check.kinds import extract_kind
+from tracker.check.kinds import Extraction, Kinds, Shape, extract_kind
 from tracker.check.limits import DEFAULT_LIMITS, Limits
-from tracker.check.shapes import is_stream
 from tracker.store.db import utcnow
 from tracker.store.models import Blob, Change, CheckState, Snapshot, Source, Version
 
@@ -250,10 +249,13 @@ def _dates_of(fetch: Fetch, blocks: Sequence[Block]) -> dict[str, Any]:
 LOOK_UP: Any = object()
 
 
-def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: ChangeHook | None = None,
-                 state: CheckState | None = None, baseline_ref: tuple[int, str] | None = LOOK_UP,
-                 limits: Limits = DEFAULT_LIMITS) -> CheckOutcome:
+def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds | None = None,
+                 on_change: ChangeHook | None = None, state: CheckState | None = None,
+                 baseline_ref: tuple[int, str] | None = LOOK_UP, limits: Limits = DEFAULT_LIMITS) -> CheckOutcome:
     """Record one fetch of a source: a new version and change when its text changed, else state only.
+
+    kinds is the registry of source kinds (spiders.KINDS), handed down by the caller: a fetch that
+    answered is read with its source's kind. A failed fetch is recorded without it.
 
     A caller recording many sources at once may pass what it read for all of them in one query each,
     which spares two queries per source: state (its check state, already in this session) and
@@ -283,14 +285,20 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
         return fail_check(session=session, source=source, state=state, fetch=fetch,
                           error=f"HTTP {fetch.status} from {fetch.final_url or fetch.url}", keep_body=True)
 
-    if is_stream(source.kind):
+    kind = _kind_of(source, kinds)
+    if kind is None:
+        return fail_check(session=session, source=source, state=state, fetch=fetch, keep_body=True,
+                          error=f"kind {source.kind!r} is not one this version of the tracker reads "
+                                f"(known: {', '.join(sorted(kinds or {}))}); fix the source's kind")
+    if kind.shape is Shape.STREAM:
         from tracker.check.streams import record_stream
 
-        return record_stream(session=session, source=source, state=state, fetch=fetch, on_change=on_change)
+        return record_stream(session=session, source=source, state=state, fetch=fetch, on_change=on_change,
+                             kind=kind)
     rules = rules_for(source)
     content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
     try:
-        new_blocks = extract_kind(fetch.body, rules, content_type, limits=limits).blocks
+        new_blocks = extract_kind(fetch.body, rules, content_type, kind=kind, limits=limits).blocks
     except ExtractionError as exc:
         return fail_check(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                           keep_body=True)
@@ -317,7 +325,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
     if baseline.rules_hash != rules.hash:
         # The rules changed since the baseline: re-extract its raw page with today's rules, so
         # that what the new rules alone changed is recorded as technical, never as policy.
-        rebased = _reextract(session=session, baseline=baseline, rules=rules, limits=limits)
+        rebased = _reextract(session=session, baseline=baseline, rules=rules, kind=kind, limits=limits)
         if rebased is not None:
             if blocks_hash(rebased) == text_hash:
                 technical = True
@@ -342,12 +350,19 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
                         sections=diff.sections, technical=technical)
 
 
-def _reextract(*, session: Session, baseline: Version, rules: Rules, limits: Limits) -> list[Block] | None:
+def _kind_of(source: Source, kinds: Kinds | None) -> Extraction | None:
+    if kinds is None:
+        raise TypeError("record_check needs kinds= (spiders.KINDS) to read a fetch that answered")
+    return kinds.get(source.kind)
+
+
+def _reextract(*, session: Session, baseline: Version, rules: Rules, kind: Extraction,
+               limits: Limits) -> list[Block] | None:
     snapshot = session.get(Snapshot, baseline.snapshot_id) if baseline.snapshot_id else None
     if snapshot is None or snapshot.content_sha256 is None:
         return None
     try:
         return extract_kind(load_blob(session=session, sha256=snapshot.content_sha256), rules,
-                            snapshot.headers.get("content-type"), limits=limits).blocks
+                            snapshot.headers.get("content-type"), kind=kind, limits=limits).blocks
     except ExtractionError:
         return None

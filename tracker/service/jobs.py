@@ -391,7 +391,9 @@ class Service:
         from tracker.declare.sources import load_sources_file, sync_sources
 
         if watch.kind == "sources":
-            specs = load_sources_file(watch.path)
+            from spiders import KINDS  # the registry of kinds the file is checked against
+
+            specs = load_sources_file(watch.path, kinds=KINDS)
             with session_scope(self.db) as s:
                 kwargs: dict[str, Any] = {"session": s, "specs": specs}
                 if "actor" in inspect.signature(sync_sources).parameters:
