@@ -23,7 +23,8 @@ from tracker.check.diff import diff_blocks
 from tracker.check.entry import StreamEntry
 from tracker.check.extract import Block, ExtractionError, blocks_from_json, blocks_hash, blocks_to_json
 from tracker.check.kinds import Extraction, Kinds
-from tracker.check.record import (
+from tracker.check.shapes import since_of
+from tracker.check.state import (
     CHANGED,
     NEW,
     UNCHANGED,
@@ -35,7 +36,6 @@ from tracker.check.record import (
     snapshot_of,
     succeed_check,
 )
-from tracker.check.shapes import since_of
 from tracker.store.models import Change, CheckState, Source, StreamEntryRecord, Version
 
 # A stream listing more entries than this in one check is cut (the newest kept, in its order).
