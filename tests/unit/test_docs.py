@@ -97,6 +97,17 @@ def test_every_source_kind_is_in_the_sources_page() -> None:
     assert not missing, f"docs/sources.md 'Source kinds' does not describe: {', '.join(missing)}"
 
 
+def test_every_channel_and_format_is_in_its_page() -> None:
+    """The docs read the registries: each channel has a row in digest.md, each format is named in export.md."""
+    from tracker.export import FORMATS
+    from tracker.notify import CHANNELS
+
+    channels = page("docs/digest.md").partition("\n## Channels and routing\n")[2].partition("\n## ")[0]
+    assert [c for c in CHANNELS if f"| `{c}` |" not in channels] == [], "docs/digest.md: a row per channel"
+    formats = page("docs/export.md")
+    assert [f for f in FORMATS if f"`{f}`" not in formats] == [], "docs/export.md: name every format"
+
+
 def test_the_readme_test_command_is_what_ci_runs() -> None:
     assert TEST_COMMAND in page("README.md")
     assert TEST_COMMAND in page(".ci/run")
