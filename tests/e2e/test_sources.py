@@ -324,3 +324,15 @@ def test_offhost_redirects_takes_record_or_refuse(tmp_path: Path) -> None:
     assert problem.startswith("line 17 (source odd): options.offhost_redirects:") and "'record' or 'refuse'" in problem
     ok = GOOD.replace("obey_robots: false}", "obey_robots: false, offhost_redirects: refuse}")
     assert load_sources_file(write(tmp_path, ok), kinds=KINDS)[1].options.offhost_redirects == "refuse"
+
+
+def test_sources_kinds_lists_the_registry(sqlite_url: str) -> None:
+    from spiders import KINDS
+
+    out = run_tracker(sqlite_url, "sources", "kinds", "--json")
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert [k["kind"] for k in listed] == list(KINDS)
+    by_kind = {k["kind"]: k for k in listed}
+    assert by_kind["feed"]["shape"] == "stream" and by_kind["html"]["shape"] == "document"
+    assert by_kind["ecfr"]["query_keys"] == ["title", "part", "section"] and by_kind["pdf"]["link_select"]
