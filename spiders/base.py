@@ -20,8 +20,8 @@ from twisted.internet.error import (
 from twisted.python.failure import Failure
 
 from spiders.middlewares import OffHostRedirect
-from tracker.check.checks import Fetch
 from tracker.check.parts import PARTS_TYPE, Part, encode_parts
+from tracker.check.state import Fetch
 from tracker.store.db import utcnow
 
 # Scrapy 2.13+ wraps Twisted's errors in its own; older versions raise Twisted's.

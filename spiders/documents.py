@@ -17,7 +17,7 @@ import scrapy
 from scrapy.http import Response
 
 from spiders.base import SourceSpider
-from tracker.check.checks import Fetch
+from tracker.check.state import Fetch
 from tracker.store.db import utcnow
 
 _VALIDATORS = ("If-None-Match", "If-Modified-Since")

@@ -20,9 +20,9 @@ from scrapy.crawler import Crawler
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from tracker.check.checks import FAILED, ChangeHook, CheckOutcome, Fetch
+from spiders import KINDS
 from tracker.check.limits import DEFAULT_LIMITS, Limits
-from tracker.check.record import baseline_refs, lock_sources, record_check
+from tracker.check.record import FAILED, ChangeHook, CheckOutcome, Fetch, baseline_refs, lock_sources, record_check
 from tracker.store.db import make_engine, session_scope
 from tracker.store.models import CheckState
 
@@ -127,7 +127,7 @@ class RecordPipeline:
                 if source is None:
                     raise LookupError(f"source {sid} vanished from the database during the crawl")
                 if sid in seen:  # twice in one batch: what was read up front may be stale now
-                    outcomes.append(record_check(session=session, source=source, fetch=item,
+                    outcomes.append(record_check(session=session, source=source, fetch=item, kinds=KINDS,
                                                  on_change=self.on_change, limits=self.limits))
                     continue
                 seen.add(sid)
@@ -135,8 +135,9 @@ class RecordPipeline:
                 if state is None:
                     state = CheckState(source_id=sid)
                     session.add(state)
-                outcomes.append(record_check(session=session, source=source, fetch=item, on_change=self.on_change,
-                                             state=state, baseline_ref=refs.get(sid), limits=self.limits))
+                outcomes.append(record_check(session=session, source=source, fetch=item, kinds=KINDS,
+                                             on_change=self.on_change, state=state, baseline_ref=refs.get(sid),
+                                             limits=self.limits))
         return outcomes
 
     def _record_alone(self, item: Fetch) -> CheckOutcome:
@@ -145,8 +146,8 @@ class RecordPipeline:
                 source = lock_sources(session=session, source_ids=[item.source_id]).get(item.source_id)
                 if source is None:
                     raise LookupError(f"source {item.source_id} vanished from the database during the crawl")
-                return record_check(session=session, source=source, fetch=item, on_change=self.on_change,
-                                    limits=self.limits)
+                return record_check(session=session, source=source, fetch=item, kinds=KINDS,
+                                    on_change=self.on_change, limits=self.limits)
         except Exception as exc:  # never lose the rest of the crawl to one bad page
             log.exception("recording %s failed", item.source_id)
             outcome = CheckOutcome(item.source_id, FAILED, error=f"internal error while recording: {exc!r}")

@@ -11,10 +11,10 @@ from urllib.parse import urlparse
 from scrapy.settings import default_settings as scrapy_defaults
 from sqlmodel import Session, col, select
 
-from spiders import SPIDERS
+from spiders import KINDS
 from spiders.base import SourceRequest, StopFlag
-from tracker.check.checks import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch
 from tracker.check.record import lock_sources, record_check
+from tracker.check.state import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch
 from tracker.check.streams import stream_cursors
 from tracker.config import Settings
 from tracker.store.db import make_engine, session_scope
@@ -80,7 +80,8 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             select(CheckState).where(col(CheckState.source_id).in_(chunk))))
         with_baseline.update(session.exec(
             select(Version.source_id).where(col(Version.source_id).in_(chunk)).distinct()))
-    cursors = stream_cursors(session=session, sources=sources, states=states, with_baseline=with_baseline)
+    cursors = stream_cursors(session=session, sources=sources, states=states, with_baseline=with_baseline,
+                             kinds=KINDS)
     for src in sources:
         state = states.get(src.id)
         has_baseline = src.id in with_baseline
@@ -229,15 +230,15 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
     process = StoppableProcess(scrapy_settings(settings, slots, on_change, obey_robots=any_obeys)
                                | {"LOG_INSTALL_ROOT_HANDLER": False})
     no_spider = {r.id: f"no spider fetches sources of kind {kind!r} in this version of the tracker "
-                       f"(known: {', '.join(sorted(SPIDERS))})"
-                 for kind, reqs in by_kind.items() if kind not in SPIDERS for r in reqs}
+                       f"(known: {', '.join(sorted(KINDS))})"
+                 for kind, reqs in by_kind.items() if kind not in KINDS for r in reqs}
     for outcome in record_failures(database_url=settings.database_url, errors=no_spider):
         report(outcome)
     for kind, requests in by_kind.items():
-        if kind not in SPIDERS:
+        if kind not in KINDS:
             continue
         # Spider keyword arguments become attributes: the pipeline reports each outcome through it.
-        process.crawl(SPIDERS[kind], sources=requests, report=report, stop=stop)
+        process.crawl(KINDS[kind].spider, sources=requests, report=report, stop=stop)
     if process.crawlers:
         process.start()
     seen = {o.source_id for o in summary.outcomes}

@@ -13,10 +13,11 @@ import yaml
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner, Result
 
+from spiders import KINDS
 from tests.conftest import FIXTURES, run_tracker
 from tests.support.policy_site import Document, page
-from tracker.check.checks import Fetch
 from tracker.check.record import record_check
+from tracker.check.state import Fetch
 from tracker.cli import app
 from tracker.declare.sources import SourceSpec, sync_sources
 from tracker.store.db import session_scope, upgrade
@@ -44,7 +45,7 @@ def check(engine: Engine, slug: str, v: int, at: datetime) -> None:
     with session_scope(engine) as s:
         source = s.get(Source, slug)
         assert source is not None
-        record_check(session=s, source=source, fetch=Fetch(
+        record_check(kinds=KINDS, session=s, source=source, fetch=Fetch(
             source_id=slug, url=source.url, status=200, body=body, fetched_at=at,
             headers={"Content-Type": "text/html; charset=utf-8"}))
 

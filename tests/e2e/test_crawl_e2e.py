@@ -11,6 +11,7 @@ from urllib.request import urlopen
 import sqlalchemy as sa
 from sqlmodel import select
 
+from spiders import KINDS
 from tests.conftest import PolicySite, run_tracker, write_sources
 from tracker.store.db import make_engine
 
@@ -165,8 +166,8 @@ def test_noise_no_growth_and_one_change_per_version_without_validators(
 
 def test_requests_carry_per_source_options_and_validators_only_with_a_baseline(engine: Any) -> None:
     from spiders.runner import build_requests, scrapy_settings
-    from tracker.check.checks import Fetch
     from tracker.check.record import record_check
+    from tracker.check.state import Fetch
     from tracker.config import get_settings
     from tracker.declare.sources import SourceOptions, SourceSpec, sync_sources
     from tracker.store.db import session_scope
@@ -185,7 +186,7 @@ def test_requests_carry_per_source_options_and_validators_only_with_a_baseline(e
     with session_scope(engine) as s:
         a = s.get(Source, "a")
         assert a is not None
-        record_check(session=s, source=a, fetch=Fetch(
+        record_check(kinds=KINDS, session=s, source=a, fetch=Fetch(
             source_id="a", url=a.url, status=200, body=b"<main><p>Policy.</p></main>",
             headers={"ETag": '"e1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}))
         # c has validators in its state but no stored version: it must be fetched in full.

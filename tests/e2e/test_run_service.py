@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from spiders import KINDS
 from tests.conftest import PolicySite, run_tracker, tracker_env, write_sources
 from tracker.config import Settings
 from tracker.declare.sources import SourceSpec, sync_sources
@@ -288,7 +289,7 @@ KILLED_MID_CHECK = """
 import sys, time
 from pathlib import Path
 from tracker.store.db import make_engine, session_scope
-from tracker.check.checks import Fetch
+from tracker.check.state import Fetch
 from tracker.check.record import record_check
 from tracker.store.models import Source
 
@@ -300,7 +301,7 @@ def hook(session, change):
 engine = make_engine(sys.argv[1])
 with session_scope(engine) as s:
     src = s.get(Source, "doc")
-    record_check(session=s, source=src, on_change=hook, fetch=Fetch(
+    record_check(kinds=KINDS, session=s, source=src, on_change=hook, fetch=Fetch(
         source_id="doc", url=src.url, status=200, headers={"Content-Type": "text/html"},
         body=Path(sys.argv[2]).read_bytes()))
 """
@@ -319,8 +320,8 @@ def policy_html(version: int) -> bytes:
 def test_a_check_killed_inside_its_transaction_leaves_nothing_behind(db_url: str, engine: Engine,
                                                                       tmp_path: Path) -> None:
     """What makes killing a crawl safe: a source's snapshot, version and change commit together or not at all."""
-    from tracker.check.checks import Fetch
     from tracker.check.record import record_check
+    from tracker.check.state import Fetch
     from tracker.store.models import Source
 
     with session_scope(engine) as s:
@@ -329,7 +330,7 @@ def test_a_check_killed_inside_its_transaction_leaves_nothing_behind(db_url: str
     with session_scope(engine) as s:
         src = s.get(Source, "doc")
         assert src is not None
-        record_check(session=s, source=src, fetch=Fetch(source_id="doc", url=src.url, status=200,
+        record_check(kinds=KINDS, session=s, source=src, fetch=Fetch(source_id="doc", url=src.url, status=200,
                                                         headers={"Content-Type": "text/html"}, body=policy_html(2)))
     counts = {t: scalar(db_url, f"select count(*) from {t}") for t in ("snapshot", "blob", "version", "change")}
     assert counts == {"snapshot": 1, "blob": 1, "version": 1, "change": 0}
@@ -351,6 +352,6 @@ def test_a_check_killed_inside_its_transaction_leaves_nothing_behind(db_url: str
     with session_scope(engine) as s:
         src = s.get(Source, "doc")
         assert src is not None
-        outcome = record_check(session=s, source=src, fetch=Fetch(
+        outcome = record_check(kinds=KINDS, session=s, source=src, fetch=Fetch(
             source_id="doc", url=src.url, status=200, headers={"Content-Type": "text/html"}, body=policy_html(3)))
     assert outcome.result == "changed" and outcome.sections == ["Reddit Content Policy > Enforcement"]

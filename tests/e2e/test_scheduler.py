@@ -16,6 +16,7 @@ import yaml
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from sqlalchemy.engine import Engine
 
+from spiders import KINDS
 from tests.conftest import run_tracker
 from tracker.config import Settings
 from tracker.declare.sources import SourceSpec, sync_sources
@@ -351,8 +352,8 @@ def test_status_reports_sources_next_runs_heartbeat_and_impacts(db_url: str, eng
 
     from sqlmodel import Session
 
-    from tracker.check.checks import Fetch
     from tracker.check.record import record_check
+    from tracker.check.state import Fetch
     from tracker.service.status import collect_status
     from tracker.store.models import Change, Impact, Sop, Source, Version
 
@@ -361,7 +362,7 @@ def test_status_reports_sources_next_runs_heartbeat_and_impacts(db_url: str, eng
     with session_scope(engine) as s:
         beta = s.get(Source, "beta")
         assert beta is not None
-        record_check(session=s, source=beta, fetch=Fetch(source_id="beta", url=beta.url, error="HTTP 503"))
+        record_check(kinds=KINDS, session=s, source=beta, fetch=Fetch(source_id="beta", url=beta.url, error="HTTP 503"))
         v1 = Version(source_id="alpha", text_hash="a", rules_hash="r")
         v2 = Version(source_id="alpha", text_hash="b", rules_hash="r")
         s.add_all([v1, v2] + [Sop(id=f"SOP-{i}", title=f"SOP {i}", owner="a@example.com") for i in (1, 2, 3)])

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from spiders import KINDS
 from tests.conftest import run_tracker
 from tracker.check.blocks import blocks_from_json
-from tracker.check.checks import Fetch
 from tracker.check.record import record_check
+from tracker.check.state import Fetch
 from tracker.declare.sources import load_sources_file, sync_sources
 from tracker.declare.yamlfile import RegistryError
 from tracker.store.db import session_scope
@@ -82,13 +83,13 @@ def write(tmp_path: Path, text: str, name: str = "sources.yaml") -> Path:
 
 def problems(path: Path) -> list[str]:
     with pytest.raises(RegistryError) as err:
-        load_sources_file(path)
+        load_sources_file(path, kinds=KINDS)
     assert str(path) in str(err.value)
     return err.value.problems
 
 
 def test_a_good_file_loads(tmp_path: Path) -> None:
-    specs = load_sources_file(write(tmp_path, GOOD))
+    specs = load_sources_file(write(tmp_path, GOOD), kinds=KINDS)
     assert [s.id for s in specs] == ["tiktok-privacy-policy", "youtube-guidelines"]
     assert specs[0].select == ["article.policy"] and specs[0].tags == ["privacy", "tiktok"]
     assert specs[1].kind == "html" and specs[1].options.obey_robots is False
@@ -155,14 +156,14 @@ def test_cli_sync_of_a_bad_file_exits_2_and_writes_nothing(db_url: str, tmp_path
 def _record(session: Session, source_id: str, body: str) -> None:
     source = session.get(Source, source_id)
     assert source is not None
-    record_check(session=session, source=source, fetch=Fetch(
+    record_check(kinds=KINDS, session=session, source=source, fetch=Fetch(
         source_id=source_id, url=source.url, status=200, body=body.encode(),
         headers={"Content-Type": "text/html; charset=utf-8", "ETag": '"v1"',
                  "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}))
 
 
 def test_removed_sources_are_disabled_with_their_history_and_re_enabled(engine: Engine, tmp_path: Path) -> None:
-    specs = load_sources_file(write(tmp_path, GOOD))
+    specs = load_sources_file(write(tmp_path, GOOD), kinds=KINDS)
     page = '<article class="policy"><h1>Policy</h1><p>Text {}.</p></article><main><p>Main {}.</p></main>'
     with session_scope(engine) as s:
         report = sync_sources(session=s, specs=specs)
@@ -190,7 +191,7 @@ def test_removed_sources_are_disabled_with_their_history_and_re_enabled(engine: 
 
 
 def test_changing_select_rules_clears_validators_other_fields_do_not(engine: Engine, tmp_path: Path) -> None:
-    specs = load_sources_file(write(tmp_path, GOOD))
+    specs = load_sources_file(write(tmp_path, GOOD), kinds=KINDS)
     with session_scope(engine) as s:
         sync_sources(session=s, specs=specs)
     with session_scope(engine) as s:
@@ -205,12 +206,12 @@ def test_changing_select_rules_clears_validators_other_fields_do_not(engine: Eng
     assert validators() == ('"v1"', "Mon, 01 Jan 2024 00:00:00 GMT")
     retagged = GOOD.replace("tags: [privacy, tiktok]", "tags: [privacy]")
     with session_scope(engine) as s:
-        report = sync_sources(session=s, specs=load_sources_file(write(tmp_path, retagged)))
+        report = sync_sources(session=s, specs=load_sources_file(write(tmp_path, retagged), kinds=KINDS))
         assert report.updated == {"tiktok-privacy-policy": {"tags": (["privacy", "tiktok"], ["privacy"])}}
     assert validators() == ('"v1"', "Mon, 01 Jan 2024 00:00:00 GMT")
     reselected = retagged.replace('select: ["article.policy"]', 'select: ["article.policy", "#terms"]')
     with session_scope(engine) as s:
-        report = sync_sources(session=s, specs=load_sources_file(write(tmp_path, reselected)))
+        report = sync_sources(session=s, specs=load_sources_file(write(tmp_path, reselected), kinds=KINDS))
         assert list(report.updated["tiktok-privacy-policy"]) == ["select"]
     assert validators() == (None, None)
     # Likewise for remove rules and the URL.
@@ -219,13 +220,13 @@ def test_changing_select_rules_clears_validators_other_fields_do_not(engine: Eng
     assert validators()[0] == '"v1"'
     removed = reselected.replace('remove: [".cookie-banner", "nav"]', 'remove: ["nav"]')
     with session_scope(engine) as s:
-        sync_sources(session=s, specs=load_sources_file(write(tmp_path, removed)))
+        sync_sources(session=s, specs=load_sources_file(write(tmp_path, removed), kinds=KINDS))
     assert validators() == (None, None)
 
 
 def test_a_rules_change_is_recorded_as_technical_never_as_policy(engine: Engine, tmp_path: Path) -> None:
     with session_scope(engine) as s:
-        sync_sources(session=s, specs=load_sources_file(write(tmp_path, GOOD)))
+        sync_sources(session=s, specs=load_sources_file(write(tmp_path, GOOD), kinds=KINDS))
     page = ('<article class="policy"><h1>Policy</h1><p>Same text.</p><div class="promo">Sign up!</div>'
             '</article>')
     with session_scope(engine) as s:
@@ -233,7 +234,8 @@ def test_a_rules_change_is_recorded_as_technical_never_as_policy(engine: Engine,
     # The rules now drop the promo: the text differs, but only because of the rules.
     with session_scope(engine) as s:
         specs = load_sources_file(write(tmp_path, GOOD.replace('remove: [".cookie-banner", "nav"]',
-                                                               'remove: [".cookie-banner", "nav", ".promo"]')))
+                                                               'remove: [".cookie-banner", "nav", ".promo"]')),
+                                  kinds=KINDS)
         sync_sources(session=s, specs=specs)
     with session_scope(engine) as s:
         _record(s, "tiktok-privacy-policy", page)
@@ -258,7 +260,7 @@ def test_duplicate_keys_are_errors_not_silently_the_last_value(tmp_path: Path) -
 
 def test_a_structure_only_difference_is_a_new_version_but_no_change(engine: Engine, tmp_path: Path) -> None:
     with session_scope(engine) as s:
-        sync_sources(session=s, specs=load_sources_file(write(tmp_path, GOOD)))
+        sync_sources(session=s, specs=load_sources_file(write(tmp_path, GOOD), kinds=KINDS))
     flat = '<article class="policy"><h2>A</h2><p>Intro.</p><h2>B</h2><p>Text.</p></article>'
     nested = flat.replace("<h2>B</h2>", "<h3>B</h3>")  # B is now a subsection of A
     with session_scope(engine) as s:
@@ -322,4 +324,16 @@ def test_offhost_redirects_takes_record_or_refuse(tmp_path: Path) -> None:
     (problem,) = problems(write(tmp_path, text))
     assert problem.startswith("line 17 (source odd): options.offhost_redirects:") and "'record' or 'refuse'" in problem
     ok = GOOD.replace("obey_robots: false}", "obey_robots: false, offhost_redirects: refuse}")
-    assert load_sources_file(write(tmp_path, ok))[1].options.offhost_redirects == "refuse"
+    assert load_sources_file(write(tmp_path, ok), kinds=KINDS)[1].options.offhost_redirects == "refuse"
+
+
+def test_sources_kinds_lists_the_registry(sqlite_url: str) -> None:
+    from spiders import KINDS
+
+    out = run_tracker(sqlite_url, "sources", "kinds", "--json")
+    assert out.returncode == 0, out.stderr
+    listed = json.loads(out.stdout)
+    assert [k["kind"] for k in listed] == list(KINDS)
+    by_kind = {k["kind"]: k for k in listed}
+    assert by_kind["feed"]["shape"] == "stream" and by_kind["html"]["shape"] == "document"
+    assert by_kind["ecfr"]["query_keys"] == ["title", "part", "section"] and by_kind["pdf"]["link_select"]

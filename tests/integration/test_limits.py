@@ -176,14 +176,16 @@ def test_every_kind_is_held_to_the_block_and_text_limits() -> None:
 
     import pytest
 
+    from spiders import KINDS
     from tracker.check.blocks import OverLimit, Rules
     from tracker.check.kinds import extract_kind
     from tracker.check.limits import Limits
 
     body = json.dumps({"items": [f"value {i}" for i in range(50)]}).encode()
     rules = Rules(select=("items",), remove=(), kind="json")
-    assert len(extract_kind(body, rules, "application/json").blocks) == 50
+    assert len(extract_kind(body, rules, "application/json", kind=KINDS["json"]).blocks) == 50
     with pytest.raises(OverLimit, match="TRACKER_MAX_BLOCKS"):
-        extract_kind(body, rules, "application/json", limits=Limits(max_blocks=10))
+        extract_kind(body, rules, "application/json", kind=KINDS["json"], limits=Limits(max_blocks=10))
     with pytest.raises(OverLimit, match="TRACKER_MAX_TEXT_BYTES"):
-        extract_kind(body, rules, "application/json", limits=Limits(max_text_bytes=100))
+        extract_kind(body, rules, "application/json", kind=KINDS["json"],
+                     limits=Limits(max_text_bytes=100))

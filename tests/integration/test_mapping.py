@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
+from spiders import KINDS
 from tests.conftest import FIXTURES
 from tests.support.policy_site import Document, page
 from tracker.audit.trail import verify
-from tracker.check.checks import Fetch
 from tracker.check.diff import Diff
 from tracker.check.record import record_check
+from tracker.check.state import Fetch
 from tracker.impacts.mapping import (
     CrawlMapper,
     MappingContext,
@@ -49,7 +50,7 @@ def record_versions(session: Session, slug: str, versions: list[int], *, on_chan
     for n, v in enumerate(versions):
         fetch = Fetch(source_id=slug, url=src.url, status=200, headers={"content-type": "text/html; charset=utf-8"},
                       body=page(doc, v).encode(), fetched_at=start + timedelta(hours=n))
-        outcome = record_check(session=session, source=src, fetch=fetch, on_change=on_change)
+        outcome = record_check(kinds=KINDS, session=session, source=src, fetch=fetch, on_change=on_change)
         if outcome.change_id is not None:
             change = session.get(Change, outcome.change_id)
             assert change is not None

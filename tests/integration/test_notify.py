@@ -15,7 +15,7 @@ from tests.unit.test_digest_helpers import SmtpSink, smtp_sink_fixture  # noqa: 
 from tracker.config import Settings
 from tracker.notify import CHANNELS
 from tracker.notify.alerts import send_alerts, send_digest_summaries
-from tracker.notify.messages import Message
+from tracker.notify.message import Message
 from tracker.notify.secrets import mask_url, resolve, template_problem
 from tracker.store.models import AuditEvent, Delivery, Impact
 

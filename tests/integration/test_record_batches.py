@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from spiders.pipelines import RecordPipeline
 from tests.support.policy_site import Document, page
-from tracker.check.checks import CheckOutcome, Fetch
+from tracker.check.state import CheckOutcome, Fetch
 from tracker.store.models import Change, CheckState, Source, Version
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from spiders import KINDS
 from tracker.check.dates import find_dates
 from tracker.check.ecfr import MalformedEcfr, extract_part, latest_amendment
 from tracker.check.fedreg import MalformedResults, ask_since, parse_documents, search_params
@@ -128,7 +129,7 @@ def test_the_regulations_docs_sources_and_sops_are_valid(tmp_path: Path) -> None
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
     sources_yaml = next(b for b in blocks if b.startswith("sources:"))
     (tmp_path / "sources.yaml").write_text(sources_yaml)
-    specs = load_sources_file(tmp_path / "sources.yaml")
+    specs = load_sources_file(tmp_path / "sources.yaml", kinds=KINDS)
     assert {s.kind for s in specs} == {"federal_register", "ecfr", "feed"}
     assert next(s for s in specs if s.id == "ecfr-16-312").query == {"title": 16, "part": "312"}
 

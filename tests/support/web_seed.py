@@ -11,13 +11,14 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from spiders import KINDS
 from tests.support.policy_site import Document, page
 from tracker.accounts import add_user
 from tracker.audit.trail import append_event
 from tracker.check.blocks import Block, blocks_hash, blocks_to_json
-from tracker.check.checks import Fetch
 from tracker.check.diff import diff_blocks
 from tracker.check.record import record_check
+from tracker.check.state import Fetch
 from tracker.impacts.mapping import MappingContext, map_change
 from tracker.store.models import Change, CheckState, Impact, Sop, Source, Team, Version
 
@@ -117,6 +118,7 @@ def seed(session: Session, *, versions: int = 5, hostile: bool = False, now: dat
                 fetched_at=when,
             )
             outcome = record_check(
+                kinds=KINDS,
                 session=session,
                 source=src,
                 fetch=fetch,

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from spiders import KINDS
 from tests.conftest import FIXTURES
 from tests.support.tiny_pdf import Text, make_pdf
 from tracker.check import pdf as pdfmod
 from tracker.check.blocks import Block, ExtractionError, NoText, NotText, Rules, SelectorNoMatch, blocks_hash
 from tracker.check.jsondoc import extract_json, validate_jmespath
-from tracker.check.kinds import EXTRACTORS, rule_problems
-from tracker.declare.sources import SOURCE_KINDS
+from tracker.check.kinds import Shape, rule_problems
 
 PDF_RULES = Rules(kind="pdf")
 DOCS = FIXTURES / "docs"
@@ -166,21 +166,22 @@ def test_json_that_gives_nothing_fails_clearly(body: bytes, select: tuple[str, .
 def test_rules_are_checked_against_the_kind() -> None:
     assert validate_jmespath("policies.minors") is None
     assert validate_jmespath("policies[?") is not None
-    assert rule_problems("json", select=["a[?"], remove=[], link_select=None)[0].startswith(
-        "select: invalid JMESPath expression 'a[?'")
-    assert rule_problems("pdf", select=["article"], remove=[], link_select=None)
-    assert rule_problems("html", select=[], remove=[], link_select="a.pdf") == [
-        "link_select: applies to kind pdf only, not html"]
-    assert rule_problems("pdf", select=[], remove=[], link_select="a[") != []
-    assert rule_problems("pdf", select=[], remove=[], link_select="a.current") == []
+    def problems(kind: str, select: list[str], link_select: str | None = None) -> list[str]:
+        return rule_problems(KINDS[kind], select=select, remove=[], link_select=link_select, kinds=KINDS)
+
+    assert problems("json", ["a[?"])[0].startswith("select: invalid JMESPath expression 'a[?'")
+    assert problems("pdf", ["article"])
+    assert problems("html", [], "a.pdf") == ["link_select: applies to kind pdf only, not html"]
+    assert problems("pdf", [], "a[") != []
+    assert problems("pdf", [], "a.current") == []
 
 
-def test_every_kind_has_an_extractor_and_a_spider() -> None:
-    from spiders import SPIDERS
-    from tracker.check.shapes import STREAMS
-
+def test_every_kind_has_a_spider_and_a_reader_of_its_shape() -> None:
     kinds = {"html", "pdf", "json", "ecfr", "feed", "federal_register"}
-    assert set(SOURCE_KINDS) == set(EXTRACTORS) | set(STREAMS) == set(SPIDERS) == kinds
+    assert set(KINDS) == kinds
+    for name, kind in KINDS.items():
+        assert kind.name == name and kind.spider.name == name and kind.description
+        assert (kind.extract if kind.shape is Shape.DOCUMENT else kind.entries) is not None
 
 
 def test_an_index_page_link_is_followed_only_to_the_web() -> None:
@@ -201,10 +202,10 @@ def test_each_page_of_a_document_of_several_is_extracted_and_a_failing_one_is_na
     page = b"<html><body><h1>%s</h1><p>Text of %s.</p></body></html>"
     body = encode_parts([Part("https://a.example/1", "text/html", page % (b"One", b"one")),
                          Part("https://a.example/2", "text/html", page % (b"Two", b"two"))])
-    blocks = extract_kind(body, Rules(), PARTS_TYPE).blocks
+    blocks = extract_kind(body, Rules(), PARTS_TYPE, kind=KINDS["html"]).blocks
     assert [(b.section, b.text) for b in blocks] == [("One", "One"), ("One", "Text of one."),
                                                      ("Two", "Two"), ("Two", "Text of two.")]
     broken = encode_parts([Part("https://a.example/1", "text/html", page % (b"One", b"one")),
                            Part("https://a.example/2", "text/html", b"")])
     with pytest.raises(ExtractionError, match=r"^page 2 \(https://a.example/2\): the response was empty"):
-        extract_kind(broken, Rules(), PARTS_TYPE)
+        extract_kind(broken, Rules(), PARTS_TYPE, kind=KINDS["html"])

@@ -22,9 +22,9 @@ from aiosmtpd.smtp import Session as SmtpSession
 from markdown_it import MarkdownIt
 from sqlmodel import Session
 
-from tracker.check.checks import Fetch
+from spiders import KINDS
 from tracker.check.diff import BlockChange
-from tracker.check.record import record_check
+from tracker.check.record import Fetch, record_check
 from tracker.notify.render import DigestContent, ImpactItem, describe_reason, excerpt_of, subject_for
 from tracker.store.models import Change, Impact, Sop, Source, Team
 
@@ -57,7 +57,7 @@ def add_source(session: Session, source_id: str, name: str, url: str) -> Source:
 
 def check(session: Session, source: Source, body: bytes, at: datetime) -> int | None:
     """Record one fetch through the real ingest path; returns the new change id, if any."""
-    out = record_check(session=session, source=source,
+    out = record_check(kinds=KINDS, session=session, source=source,
                        fetch=Fetch(source_id=source.id, url=source.url, status=200,
                                    headers={"content-type": "text/html; charset=utf-8"}, body=body, fetched_at=at))
     session.flush()
@@ -66,7 +66,7 @@ def check(session: Session, source: Source, body: bytes, at: datetime) -> int | 
 
 def fail_check(session: Session, source: Source, at: datetime, error: str = "HTTP 500 from the server") -> None:
     """Record a failed fetch (the source's health goes bad from `at`)."""
-    record_check(session=session, source=source,
+    record_check(kinds=KINDS, session=session, source=source,
                  fetch=Fetch(source_id=source.id, url=source.url, status=500, error=error, fetched_at=at))
     session.flush()
 

@@ -88,13 +88,24 @@ def test_every_setting_has_a_description_in_the_model() -> None:
 
 
 def test_every_source_kind_is_in_the_sources_page() -> None:
-    from tracker.declare.sources import SOURCE_KINDS
+    from spiders import KINDS as SOURCE_KINDS
 
     text = page("docs/sources.md")
     kinds_section = text.partition("\n## Source kinds\n")[2].partition("\n## ")[0]
     assert SOURCE_KINDS and kinds_section, "docs/sources.md needs a '## Source kinds' section"
     missing = [k for k in SOURCE_KINDS if not re.search(rf"`kind: {re.escape(k)}`", kinds_section)]
     assert not missing, f"docs/sources.md 'Source kinds' does not describe: {', '.join(missing)}"
+
+
+def test_every_channel_and_format_is_in_its_page() -> None:
+    """The docs read the registries: each channel has a row in digest.md, each format is named in export.md."""
+    from tracker.export import FORMATS
+    from tracker.notify import CHANNELS
+
+    channels = page("docs/digest.md").partition("\n## Channels and routing\n")[2].partition("\n## ")[0]
+    assert [c for c in CHANNELS if f"| `{c}` |" not in channels] == [], "docs/digest.md: a row per channel"
+    formats = page("docs/export.md")
+    assert [f for f in FORMATS if f"`{f}`" not in formats] == [], "docs/export.md: name every format"
 
 
 def test_the_readme_test_command_is_what_ci_runs() -> None:

@@ -12,74 +12,44 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from tracker.check.blocks import Block, ExtractionError, Rules, blocks_from_json, blocks_hash, blocks_to_json
-from tracker.check.checks import (
+from tracker.check.dates import find_dates
+from tracker.check.diff import diff_blocks
+from tracker.check.kinds import Extraction, Kinds, Shape, extract_kind
+from tracker.check.limits import DEFAULT_LIMITS, Limits
+from tracker.check.state import (
     CHANGED,
+    FAILED,
+    KEPT_HEADERS,
     NEW,
     NOT_MODIFIED,
+    RESULTS,
     UNCHANGED,
     ChangeHook,
     CheckOutcome,
     Fetch,
+    _baseline_ref,
+    baseline_refs,
     fail_check,
     get_check_state,
+    latest_version,
     load_blob,
+    lock_sources,
     rules_for,
     snapshot_of,
+    store_blob,
     succeed_check,
 )
-from tracker.check.dates import find_dates
-from tracker.check.diff import diff_blocks
-from tracker.check.kinds import extract_kind
-from tracker.check.limits import DEFAULT_LIMITS, Limits
-from tracker.check.shapes import is_stream
+from tracker.check.streams import record_stream
 from tracker.store.models import Change, CheckState, Snapshot, Source, Version
 
-
-def latest_version(*, session: Session, source_id: str) -> Version | None:
-    """The baseline: the newest version recorded for a source."""
-    return session.exec(
-        select(Version).where(Version.source_id == source_id).order_by(col(Version.id).desc()).limit(1)
-    ).first()
-
-
-def baseline_refs(*, session: Session, source_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """_baseline_ref for many sources in one query: source id -> (newest version id, text hash)."""
-    newest = (select(sa.func.max(Version.id)).where(col(Version.source_id).in_(list(source_ids)))
-              .group_by(col(Version.source_id)))
-    rows = session.exec(select(Version.source_id, Version.id, Version.text_hash)
-                        .where(col(Version.id).in_(newest.scalar_subquery())))
-    return {sid: (vid, text_hash) for sid, vid, text_hash in rows if vid is not None}
-
-
-def _baseline_ref(*, session: Session, source_id: str) -> tuple[int, str] | None:
-    """The id and text hash of the newest version, without loading its blocks (hot path)."""
-    row = session.exec(
-        select(Version.id, Version.text_hash).where(Version.source_id == source_id)
-        .order_by(col(Version.id).desc()).limit(1)
-    ).first()
-    return None if row is None or row[0] is None else (row[0], row[1])
-
-
-def lock_sources(*, session: Session, source_ids: Sequence[str]) -> dict[str, Source]:
-    """The sources, held for this transaction so that no other writer records them until it ends.
-
-    Must come first in the transaction, before its baselines are read: two crawls recording the same
-    page update would otherwise both read the old baseline and each record a version and a change.
-    PostgreSQL locks the rows (in id order, so two batches never deadlock) and every later read
-    sees what the previous holder committed; SQLite takes its single write lock now (BEGIN
-    IMMEDIATE) instead of at the first write, and its snapshot starts there.
-    """
-    ids = sorted(set(source_ids))
-    if session.get_bind().dialect.name == "sqlite":
-        conn = session.connection()
-        if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-    rows = session.exec(select(Source).where(col(Source.id).in_(ids)).order_by(col(Source.id)).with_for_update())
-    return {s.id: s for s in rows}
+# Re-exported from tracker.check.state: what callers have always imported from here.
+__all__ = ["KEPT_HEADERS", "NEW", "CHANGED", "UNCHANGED", "NOT_MODIFIED", "FAILED", "RESULTS", "Fetch", "CheckOutcome",
+           "ChangeHook", "store_blob", "load_blob", "latest_version", "baseline_refs", "lock_sources",
+           "rules_for", "get_check_state", "fail_check", "succeed_check", "snapshot_of", "LOOK_UP",
+           "record_check"]
 
 
 def _dates_of(fetch: Fetch, blocks: Sequence[Block]) -> dict[str, Any]:
@@ -99,10 +69,13 @@ def _dates_of(fetch: Fetch, blocks: Sequence[Block]) -> dict[str, Any]:
 LOOK_UP: Any = object()
 
 
-def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: ChangeHook | None = None,
-                 state: CheckState | None = None, baseline_ref: tuple[int, str] | None = LOOK_UP,
-                 limits: Limits = DEFAULT_LIMITS) -> CheckOutcome:
+def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds | None = None,
+                 on_change: ChangeHook | None = None, state: CheckState | None = None,
+                 baseline_ref: tuple[int, str] | None = LOOK_UP, limits: Limits = DEFAULT_LIMITS) -> CheckOutcome:
     """Record one fetch of a source: a new version and change when its text changed, else state only.
+
+    kinds is the registry of source kinds (spiders.KINDS), handed down by the caller: a fetch that
+    answered is read with its source's kind. A failed fetch is recorded without it.
 
     A caller recording many sources at once may pass what it read for all of them in one query each,
     which spares two queries per source: state (its check state, already in this session) and
@@ -132,14 +105,18 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
         return fail_check(session=session, source=source, state=state, fetch=fetch,
                           error=f"HTTP {fetch.status} from {fetch.final_url or fetch.url}", keep_body=True)
 
-    if is_stream(source.kind):
-        from tracker.check.streams import record_stream
-
-        return record_stream(session=session, source=source, state=state, fetch=fetch, on_change=on_change)
+    kind = _kind_of(source, kinds)
+    if kind is None:
+        return fail_check(session=session, source=source, state=state, fetch=fetch, keep_body=True,
+                          error=f"kind {source.kind!r} is not one this version of the tracker reads "
+                                f"(known: {', '.join(sorted(kinds or {}))}); fix the source's kind")
+    if kind.shape is Shape.STREAM:
+        return record_stream(session=session, source=source, state=state, fetch=fetch, on_change=on_change,
+                             kind=kind)
     rules = rules_for(source)
     content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
     try:
-        new_blocks = extract_kind(fetch.body, rules, content_type, limits=limits).blocks
+        new_blocks = extract_kind(fetch.body, rules, content_type, kind=kind, limits=limits).blocks
     except ExtractionError as exc:
         return fail_check(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                           keep_body=True)
@@ -166,7 +143,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
     if baseline.rules_hash != rules.hash:
         # The rules changed since the baseline: re-extract its raw page with today's rules, so
         # that what the new rules alone changed is recorded as technical, never as policy.
-        rebased = _reextract(session=session, baseline=baseline, rules=rules, limits=limits)
+        rebased = _reextract(session=session, baseline=baseline, rules=rules, kind=kind, limits=limits)
         if rebased is not None:
             if blocks_hash(rebased) == text_hash:
                 technical = True
@@ -191,12 +168,19 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
                         sections=diff.sections, technical=technical)
 
 
-def _reextract(*, session: Session, baseline: Version, rules: Rules, limits: Limits) -> list[Block] | None:
+def _kind_of(source: Source, kinds: Kinds | None) -> Extraction | None:
+    if kinds is None:
+        raise TypeError("record_check needs kinds= (spiders.KINDS) to read a fetch that answered")
+    return kinds.get(source.kind)
+
+
+def _reextract(*, session: Session, baseline: Version, rules: Rules, kind: Extraction,
+               limits: Limits) -> list[Block] | None:
     snapshot = session.get(Snapshot, baseline.snapshot_id) if baseline.snapshot_id else None
     if snapshot is None or snapshot.content_sha256 is None:
         return None
     try:
         return extract_kind(load_blob(session=session, sha256=snapshot.content_sha256), rules,
-                            snapshot.headers.get("content-type"), limits=limits).blocks
+                            snapshot.headers.get("content-type"), kind=kind, limits=limits).blocks
     except ExtractionError:
         return None

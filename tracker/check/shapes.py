@@ -1,23 +1,17 @@
-"""What differs between source kinds, in one place: shape (document or stream), the options a kind
-takes (`query:`, `since:`), and how a fetched body becomes blocks (documents) or entries (streams).
+"""The options kinds take beyond select and remove: the schemas of `query:` and the `since:` date.
 
 A *document* (html, ecfr) has versions, compared block by block. A *stream* (feed,
 federal_register) publishes entries; each new or updated entry is a change of its own
-(tracker.check.streams). Validation (tracker.declare.sources), recording (tracker.check.record) and the spiders read
-this module; nothing else branches on a kind's name.
+(tracker.check.streams). Which kind takes which schema is said once, in spiders.KINDS
+(tracker.check.kinds.Extraction.query); validation (tracker.declare.sources) reads it there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from tracker.check.entry import StreamEntry
-from tracker.check.fedreg import parse_documents
-from tracker.check.feed import parse_feed
 
 ECFR_BASE = "https://www.ecfr.gov"
 FEDERAL_REGISTER_BASE = "https://www.federalregister.gov"
@@ -61,28 +55,10 @@ class FederalRegisterQuery(BaseModel):
     max_pages: int = Field(default=10, ge=1, le=100)
 
 
-QUERIES: dict[str, type[BaseModel]] = {"html": NoQuery, "feed": NoQuery, "ecfr": CfrQuery,
-                                       "federal_register": FederalRegisterQuery}
-STREAMS: dict[str, Callable[[bytes], list[StreamEntry]]] = {"feed": parse_feed,
-                                                            "federal_register": parse_documents}
-DEFAULT_URLS = {"ecfr": ECFR_BASE, "federal_register": FEDERAL_REGISTER_BASE}
-
-
-def is_stream(kind: str) -> bool:
-    """True for kinds whose checks record entries rather than versions of one text."""
-    return kind in STREAMS
-
-
-def validate_query(kind: str, query: dict[str, Any]) -> dict[str, Any]:
-    """A kind's `query:` checked against its schema (pydantic's ValidationError when wrong)."""
-    model = QUERIES.get(kind, NoQuery)
+def validate_query(model: type[BaseModel], query: dict[str, Any]) -> dict[str, Any]:
+    """A `query:` checked against its kind's schema (pydantic's ValidationError when wrong)."""
     return model.model_validate(query).model_dump(exclude_none=True, exclude_defaults=True) if query or \
         model is not NoQuery else {}
-
-
-def stream_entries(kind: str, body: bytes) -> list[StreamEntry]:
-    """The entries of a stream kind's body (ExtractionError when it is malformed)."""
-    return STREAMS[kind](body)
 
 
 def since_of(options: dict[str, Any]) -> date | None:

@@ -19,7 +19,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from tracker.check.blocks import Block, ExtractionError, blocks_from_json, blocks_hash, blocks_to_json
-from tracker.check.checks import (
+from tracker.check.dates import find_dates
+from tracker.check.diff import diff_blocks
+from tracker.check.entry import StreamEntry
+from tracker.check.kinds import Extraction, Kinds
+from tracker.check.shapes import since_of
+from tracker.check.state import (
     CHANGED,
     NEW,
     UNCHANGED,
@@ -31,10 +36,6 @@ from tracker.check.checks import (
     snapshot_of,
     succeed_check,
 )
-from tracker.check.dates import find_dates
-from tracker.check.diff import diff_blocks
-from tracker.check.entry import StreamEntry
-from tracker.check.shapes import since_of, stream_entries
 from tracker.store.models import Change, CheckState, Source, StreamEntryRecord, Version
 
 # A stream listing more entries than this in one check is cut (the newest kept, in its order).
@@ -42,11 +43,12 @@ MAX_ENTRIES_PER_CHECK = 5000
 
 
 def stream_cursors(*, session: Session, sources: Sequence[Source], states: dict[str, CheckState],
-                   with_baseline: set[str]) -> dict[str, str]:
-    """Where each source's next check starts: the kind's cursor, or the newest entry recorded."""
+                   with_baseline: set[str], kinds: Kinds) -> dict[str, str]:
+    """Where each source's next check starts: the kind's cursor, or the newest entry recorded (for the
+    kinds whose cursor_from_entries is set)."""
     out = {s.id: st.cursor for s in sources if (st := states.get(s.id)) is not None and st.cursor
            and s.id in with_baseline}
-    ids = [s.id for s in sources if s.kind == "federal_register"]
+    ids = [s.id for s in sources if (kind := kinds.get(s.kind)) is not None and kind.cursor_from_entries]
     if ids:
         rows = session.exec(select(StreamEntryRecord.source_id, sa.func.max(StreamEntryRecord.published))
                             .where(col(StreamEntryRecord.source_id).in_(ids))
@@ -140,10 +142,11 @@ def _anchor(*, session: Session, source: Source, fetch: Fetch, snapshot_id: int 
 
 
 def record_stream(*, session: Session, source: Source, state: CheckState, fetch: Fetch,
-                  on_change: ChangeHook | None) -> CheckOutcome:
+                  on_change: ChangeHook | None, kind: Extraction) -> CheckOutcome:
     """Record one check of a stream: new and updated entries become changes (none on the baseline)."""
+    assert kind.entries is not None  # a stream kind has its entry parser (Extraction checks it)
     try:
-        entries = list({e.id: e for e in stream_entries(source.kind, fetch.body)}.values())
+        entries = list({e.id: e for e in kind.entries(fetch.body)}.values())
     except ExtractionError as exc:
         return fail_check(session=session, source=source, state=state, fetch=fetch,
                           error=f"{exc} from {fetch.final_url or fetch.url}", keep_body=True)

@@ -10,7 +10,7 @@ import typer
 from tracker.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, app, engine, fail, settings
 
 if TYPE_CHECKING:
-    from tracker.check.checks import CheckOutcome
+    from tracker.check.state import CheckOutcome
     from tracker.config import Settings
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from tracker.cli.app import app, emit_json, fail, session, settings
+from tracker.export.formats import FORMATS
 
 EXIT_FAILED = 1
 
@@ -33,7 +34,7 @@ def export(
     ctx: typer.Context,
     date_from: str = typer.Option(None, "--from", help="first day of the period, YYYY-MM-DD (UTC)"),
     date_to: str = typer.Option(None, "--to", help="last day of the period, YYYY-MM-DD (UTC), included"),
-    fmt: str = typer.Option(None, "--format", help="csv, jsonl or xlsx"),
+    fmt: str = typer.Option(None, "--format", help=f"one of: {', '.join(FORMATS)}"),
     output: Annotated[Path | None, typer.Option("--output", help="a folder (csv, jsonl) or a file (xlsx, --zip)")
                       ] = None,
     source: Annotated[list[str] | None, typer.Option("--source", help="only these sources (repeatable)")] = None,
@@ -49,7 +50,7 @@ def export(
     if ctx.invoked_subcommand is not None:
         return
     from tracker.export.manifest import ChainNotVerified, ExportError
-    from tracker.export.run import FORMATS, ExportQuery, run_export
+    from tracker.export.run import ExportQuery, run_export
 
     if fmt is None or fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}" + (f", not {fmt!r}" if fmt else ""))

@@ -46,7 +46,7 @@ def test(target: Annotated[str, typer.Argument(help="a team id (each of its chan
 
     from tracker.declare.sops import TEAM_ID
     from tracker.notify.deliveries import SendReport, Target, deliver
-    from tracker.notify.messages import Message
+    from tracker.notify.message import Message
     from tracker.notify.secrets import channel_key, template_problem
     from tracker.store.models import Team
 

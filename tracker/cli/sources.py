@@ -18,11 +18,12 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
                  by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
                  = "system") -> None:
     """Validate a sources file and make the database match it (removed sources are disabled)."""
+    from spiders import KINDS
     from tracker.declare.sources import load_sources_file, sync_sources
     from tracker.declare.yamlfile import RegistryError
 
     try:
-        specs = load_sources_file(file)
+        specs = load_sources_file(file, kinds=KINDS)
     except RegistryError as exc:
         fail(str(exc))
     with session() as s:
@@ -34,6 +35,19 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
     for sid in report.disabled:
         typer.echo(f"  - {sid} (disabled; its history is kept)")
     typer.echo(f"synced {file}: {report.summary()}")
+
+
+@sources_app.command("kinds")
+def sources_kinds(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
+    """List the source kinds a sources file may declare (`kind:`), from the registry spiders.KINDS."""
+    from spiders import KINDS
+
+    if as_json:
+        emit_json([{"kind": k.name, "shape": str(k.shape), "query_keys": list(k.query.model_fields),
+                    "link_select": k.link_select, "description": k.description} for k in KINDS.values()])
+        return
+    for k in KINDS.values():
+        typer.echo(f"{k.name:18} {k.shape:9} {k.description}")
 
 
 @sources_app.command("list")

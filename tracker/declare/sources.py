@@ -1,4 +1,10 @@
-"""The source registry: a YAML file is the source of truth, synced into Source rows."""
+"""The source registry: a YAML file is the source of truth, synced into Source rows.
+
+What a kind accepts (its name, `query:` schema, select/remove/link_select) is checked against the
+registry of kinds the caller hands over (spiders.KINDS, as `load_sources_file(kinds=...)` or the
+pydantic context {"kinds": ...}); a SourceSpec built in code without that context is checked for
+everything else only.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +15,17 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlmodel import Session, select
 
 from tracker.audit.trail import SYSTEM, append_event
-from tracker.check.kinds import EXTRACTORS, rule_problems
-from tracker.check.shapes import STREAMS, validate_query
+from tracker.check.kinds import Kinds, rule_problems
+from tracker.check.shapes import validate_query
 from tracker.declare.schedules import parse_schedule
 from tracker.declare.yamlfile import RegistryError, load_yaml, validate_entries
 from tracker.store.db import utcnow
 from tracker.store.models import CheckState, Source
 
-# Source kinds: the document kinds (tracker.check.kinds) and the stream kinds (tracker.check.shapes); each must
-# have a spider in spiders/.
-SOURCE_KINDS = (*EXTRACTORS, *STREAMS)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Whitespace (any Unicode space, CR/LF, tab) and control characters (C0, DEL, C1) have no place in a
 # URL: an HTTP client would send a mangled request line or a different URL than the one declared.
@@ -78,15 +81,16 @@ class SourceSpec(BaseModel):
                 raise ValueError("urls: must list two or more pages (use `url` for one)")
             data = {**data, "url": urls[0]}
         return data
-    # What an ecfr or federal_register source asks for (its schema: tracker.check.shapes.QUERIES).
+    # What an ecfr or federal_register source asks for (its schema: the kind's Extraction.query).
     query: dict[str, Any] = Field(default_factory=dict)
     # A stream's first check records what it lists as the baseline, unless it backfills from here.
     since: date | None = None
 
     @model_validator(mode="after")
-    def _kind_query(self) -> SourceSpec:
-        if self.kind in SOURCE_KINDS:
-            self.query = validate_query(self.kind, self.query)
+    def _kind_query(self, info: ValidationInfo) -> SourceSpec:
+        kinds = _kinds(info)
+        if kinds is not None and self.kind in kinds:
+            self.query = validate_query(kinds[self.kind].query, self.query)
         return self
 
     @field_validator("id")
@@ -108,9 +112,10 @@ class SourceSpec(BaseModel):
 
     @field_validator("kind")
     @classmethod
-    def _kind(cls, v: str) -> str:
-        if v not in SOURCE_KINDS:
-            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(SOURCE_KINDS)}")
+    def _kind(cls, v: str, info: ValidationInfo) -> str:
+        kinds = _kinds(info)
+        if kinds is not None and v not in kinds:
+            raise ValueError(f"unknown kind {v!r}; known kinds: {', '.join(kinds)}")
         return v
 
     @field_validator("select", "remove", mode="before")
@@ -119,8 +124,11 @@ class SourceSpec(BaseModel):
         return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _rules_fit_kind(self) -> SourceSpec:
-        problems = rule_problems(self.kind, select=self.select, remove=self.remove, link_select=self.link_select)
+    def _rules_fit_kind(self, info: ValidationInfo) -> SourceSpec:
+        kinds = _kinds(info)
+        kind = kinds.get(self.kind) if kinds is not None else None
+        problems = [] if kinds is None or kind is None else rule_problems(
+            kind, select=self.select, remove=self.remove, link_select=self.link_select, kinds=kinds)
         if self.urls and self.link_select is not None:
             problems.append("link_select: cannot be combined with urls (one index page, one PDF)")
         if problems:
@@ -133,6 +141,12 @@ class SourceSpec(BaseModel):
         if v is not None:
             parse_schedule(v)
         return v
+
+
+def _kinds(info: ValidationInfo) -> Kinds | None:
+    """The registry of kinds the validation was given (None when built in code without one)."""
+    context = info.context
+    return context.get("kinds") if isinstance(context, dict) else None
 
 
 def _http_url(v: str) -> str:
@@ -165,8 +179,9 @@ class SyncReport:
                 f"{len(self.disabled)} disabled, {len(self.unchanged)} unchanged")
 
 
-def load_sources_file(path: str | Path) -> list[SourceSpec]:
-    """Read and validate a sources file; a RegistryError lists every problem with its line or id."""
+def load_sources_file(path: str | Path, *, kinds: Kinds) -> list[SourceSpec]:
+    """Read and validate a sources file against the kinds (spiders.KINDS); a RegistryError lists every
+    problem with its line or id."""
     data = load_yaml(path)
     problems: list[str] = []
     unknown = sorted(k for k in data if k not in ("sources", "__line__"))
@@ -174,7 +189,7 @@ def load_sources_file(path: str | Path) -> list[SourceSpec]:
         problems.append(f"line 1: unknown top-level key(s) {', '.join(unknown)} (expected `sources:`)")
     if "sources" not in data:
         problems.append("line 1: no `sources:` list in the file")
-    specs = validate_entries(data, "sources", SourceSpec, problems, label="source")
+    specs = validate_entries(data, "sources", SourceSpec, problems, label="source", context={"kinds": kinds})
     seen: dict[str, int] = {}
     for line, spec in specs:
         assert isinstance(spec, SourceSpec)

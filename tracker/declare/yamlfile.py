@@ -179,7 +179,8 @@ def strip_lines(value: Any) -> Any:
 
 
 def validate_entries(
-    data: dict[str, Any], key: str, model: type[BaseModel], problems: list[str], *, label: str
+    data: dict[str, Any], key: str, model: type[BaseModel], problems: list[str], *, label: str,
+    context: dict[str, Any] | None = None,
 ) -> list[tuple[int, BaseModel]]:
     """Validate each entry under `key` with a pydantic model; errors name the line and the id."""
     entries = data.get(key)
@@ -196,7 +197,8 @@ def validate_entries(
         line = raw.get("__line__", "?")
         where = f"line {line} ({label} {raw.get('id', f'#{n}')!s})"
         try:
-            out.append((int(line) if isinstance(line, int) else 0, model.model_validate(strip_lines(raw))))
+            valid = model.model_validate(strip_lines(raw), context=context)
+            out.append((int(line) if isinstance(line, int) else 0, valid))
         except ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(x) for x in err["loc"]) or "entry"

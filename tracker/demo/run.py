@@ -67,6 +67,7 @@ def _crawl(directory: Path, database_url: str, echo: Echo) -> str:
 
 
 def _sync(engine: Any, directory: Path, base_url: str) -> tuple[str, str]:
+    from spiders import KINDS
     from tracker.declare.sops import load_sops_file, sync_sops
     from tracker.declare.sources import load_sources_file, sync_sources
 
@@ -77,7 +78,7 @@ def _sync(engine: Any, directory: Path, base_url: str) -> tuple[str, str]:
     sops = directory / "sops.yaml"
     sops.write_text((data / "sops.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     with session_scope(engine) as s:
-        src_report = sync_sources(session=s, specs=load_sources_file(sources))
+        src_report = sync_sources(session=s, specs=load_sources_file(sources, kinds=KINDS))
     with session_scope(engine) as s:
         known = s.exec(select(Source.id)).all()
         sop_report = sync_sops(session=s, sop_file=load_sops_file(sops, known_sources=known), actor="demo@example.com")

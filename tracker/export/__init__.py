@@ -1,1 +1,5 @@
-"""Exporting the audit trail: run, the CSV/JSONL/XLSX writers and the verifiable manifest."""
+"""Exporting the audit trail: run, the writers and their registry FORMATS, the verifiable manifest."""
+
+from tracker.export.formats import FORMATS
+
+__all__ = ["FORMATS"]

@@ -341,3 +341,34 @@ class XlsxExport:
         self.wb.save(self.target)
         sha, size = sha256_file(self.target)
         return [WrittenFile(self.name, sha, size)]
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Format:
+    """One export format: how to open its writer, and whether it writes one file or a folder of them."""
+
+    name: str
+    description: str
+    # (where the data goes, the file name the manifest records, zip) -> the writer
+    open: Callable[[Path, str, bool], ExportWriter]
+    one_file: bool = False  # one file (a workbook) rather than a file per table in a folder
+    zippable: bool = True  # --zip: the per-table files as members of one zip file
+
+    def suffix(self, *, zip: bool) -> str:
+        """The file name ending of a one-file export (`--output q3` becomes q3.xlsx or q3.zip)."""
+        return ".zip" if zip else f".{self.name}"
+
+
+def _text(fmt: str) -> Callable[[Path, str, bool], ExportWriter]:
+    return lambda target, name, zip: TextExport(fmt, target, zip_name=name if zip else None)
+
+
+# The one list of export formats: `tracker export --format`, its validation and the docs read it.
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("csv", "a CSV file per table (UTF-8 with BOM, formulas defused), in a folder or a zip", _text("csv")),
+    Format("jsonl", "a JSON Lines file per table, in a folder or a zip", _text("jsonl")),
+    Format("xlsx", "one workbook, a sheet per table", lambda target, name, zip: XlsxExport(target, name=name),
+           one_file=True, zippable=False),
+)}

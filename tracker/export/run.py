@@ -35,14 +35,7 @@ from sqlmodel import Session, col, select
 
 import tracker
 from tracker.audit import trail as audit
-from tracker.export.formats import (
-    Column,
-    ExportWriter,
-    TextExport,
-    WrittenFile,
-    XlsxExport,
-    iso_utc,
-)
+from tracker.export.formats import FORMATS, Column, ExportWriter, Format, WrittenFile, iso_utc
 from tracker.export.manifest import (
     GENERATOR,
     MANIFEST_VERSION,
@@ -56,7 +49,6 @@ from tracker.impacts.workflow import is_overdue
 from tracker.store.db import utcnow
 from tracker.store.models import AuditEvent, Change, Impact, Sop, Source, Team, Version
 
-FORMATS = ("csv", "jsonl", "xlsx")
 TABLES = ("changes", "impacts", "audit_events")
 
 
@@ -234,12 +226,14 @@ def _sop_scope(session: Session, query: ExportQuery) -> list[str] | None:
 
 def check_query(*, session: Session, query: ExportQuery) -> None:
     """Raise ExportError for a bad period, format or an unknown source, SOP or team id."""
-    if query.format not in FORMATS:
+    fmt = FORMATS.get(query.format)
+    if fmt is None:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {query.format!r}")
     if query.date_to < query.date_from:
         raise ExportError(f"the period is empty: --to {query.date_to} is before --from {query.date_from}")
-    if query.zip and query.format == "xlsx":
-        raise ExportError("--zip is for csv and jsonl (an .xlsx workbook is already one compressed file)")
+    if query.zip and not fmt.zippable:
+        zippable = " and ".join(f.name for f in FORMATS.values() if f.zippable)
+        raise ExportError(f"--zip is for {zippable} (an .{fmt.name} export is already one file)")
     for model, ids, what, hint in ((Source, query.sources, "source", "tracker sources list"),
                                    (Sop, query.sops, "SOP", "tracker sops list")):
         known = set(session.exec(select(model.id).where(col(model.id).in_(ids))).all()) if ids else set()
@@ -340,11 +334,12 @@ def audit_rows(session: Session, scope: _Scope) -> Iterator[tuple[Any, ...]]:
 
 def output_paths(output: Path, query: ExportQuery) -> tuple[Path, Path, bool]:
     """(data path, manifest path, data path is a directory) for an --output path."""
-    if query.format == "xlsx" or query.zip:
+    fmt = FORMATS[query.format]
+    if fmt.one_file or query.zip:
         if not output.suffix:
             # `--output q3-audit` means q3-audit.xlsx (or .zip): a file named without its type would
             # not open in a spreadsheet program or an archive tool by a double click.
-            output = output.with_name(output.name + (".zip" if query.zip else ".xlsx"))
+            output = output.with_name(output.name + fmt.suffix(zip=query.zip))
         return output, output.with_name(output.stem + ".manifest.json"), False
     return output, output / "manifest.json", True
 
@@ -386,11 +381,8 @@ def run_export(*, session: Session, query: ExportQuery, output: Path, base_url: 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         data = staging / target.name
-        writer: ExportWriter
-        if query.format == "xlsx":
-            writer = XlsxExport(data, name=target.name)
-        else:
-            writer = TextExport(query.format, data, zip_name=target.name if query.zip else None)
+        fmt: Format = FORMATS[query.format]
+        writer: ExportWriter = fmt.open(data, target.name, query.zip)
         counts: dict[str, int] = {}
         tables: list[tuple[str, Iterator[tuple[Any, ...]]]] = [
             ("changes", change_rows(session, scope, base_url)),

@@ -30,6 +30,14 @@ class WorkflowError(ValueError):
     """An action on an impact was refused; the message says what and what is allowed."""
 
 
+class NotFound(WorkflowError):
+    """The impact or change acted on does not exist, or has no impacts (the API answers 404)."""
+
+
+class Conflict(WorkflowError):
+    """The action does not fit the impact's current state (the API answers 409)."""
+
+
 class NoteTooLong(WorkflowError):
     """A note or dismissal reason is longer than TRACKER_MAX_NOTE_CHARS (the API answers 413)."""
 
@@ -56,15 +64,15 @@ def check_transition(impact_id: int | None, current: str, target: str, note: str
         raise WorkflowError(f"impact {impact_id}: unknown status {target!r}; statuses are {', '.join(STATUSES)}")
     allowed = allowed_next(current)
     if target == current:
-        raise WorkflowError(f"impact {impact_id} is already {current}; allowed next: {_list(allowed)}")
+        raise Conflict(f"impact {impact_id} is already {current}; allowed next: {_list(allowed)}")
     if target not in allowed:
-        raise WorkflowError(f"impact {impact_id}: cannot go from {current} to {target}; "
+        raise Conflict(f"impact {impact_id}: cannot go from {current} to {target}; "
                             f"allowed from {current}: {_list(allowed)}")
     if target == "dismissed" and not (note and note.strip()):
         raise WorkflowError(f"impact {impact_id}: dismissing needs a reason (give a note saying why)")
 
 
-def _list(statuses: tuple[str, ...]) -> str:
+def _list(statuses: tuple[str, ...]) -> str:  # members of ImpactStatus are their text
     return ", ".join(statuses) if statuses else "none"
 
 
@@ -113,7 +121,7 @@ def _load(session: Session, impact_id: int) -> Impact:
     impact = session.exec(select(Impact).where(Impact.id == impact_id).with_for_update()
                           .execution_options(populate_existing=True)).first()
     if impact is None:
-        raise WorkflowError(f"no impact {impact_id}: see `tracker impacts list`")
+        raise NotFound(f"no impact {impact_id}: see `tracker impacts list`")
     return impact
 
 
@@ -205,7 +213,7 @@ def mark_change(*, session: Session, change_id: int, by: str, status: str,
     impacts = list(session.exec(select(Impact).where(Impact.change_id == change_id).order_by(col(Impact.id))
                                 .with_for_update().execution_options(populate_existing=True)).all())
     if not impacts:
-        raise WorkflowError(f"change {change_id} has no impacts: see `tracker impacts list`")
+        raise NotFound(f"change {change_id} has no impacts: see `tracker impacts list`")
     todo = [i for i in impacts if i.status != status]
     refused: list[str] = []
     for impact in todo:
@@ -214,7 +222,7 @@ def mark_change(*, session: Session, change_id: int, by: str, status: str,
         except WorkflowError as exc:
             refused.append(str(exc))
     if refused:
-        raise WorkflowError(f"change {change_id}: nothing marked {status}, because\n  " + "\n  ".join(refused))
+        raise Conflict(f"change {change_id}: nothing marked {status}, because\n  " + "\n  ".join(refused))
     return [mark_impact(session=session, impact_id=i.id or 0, by=by, status=status, note=note,
                         max_note_chars=max_note_chars) for i in todo]
 

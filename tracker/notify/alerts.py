@@ -21,7 +21,7 @@ from tracker.config import Settings
 from tracker.impacts.statuses import FINAL
 from tracker.impacts.workflow import is_overdue
 from tracker.notify.deliveries import FAILED, SENT, SendReport, Target, deliver
-from tracker.notify.messages import Message
+from tracker.notify.message import Message
 from tracker.notify.secrets import channel_key
 from tracker.store.db import utcnow
 from tracker.store.models import Change, CheckState, Delivery, Impact, Sop, Source, Team

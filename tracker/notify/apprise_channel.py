@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from tracker.config import Settings
-from tracker.notify.messages import ChannelError, Message
+from tracker.notify.message import ChannelError, Message
 from tracker.notify.secrets import Resolved, mask_url
 
 MAX_ANSWER = 500

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from tracker.audit.trail import SYSTEM, append_event
 from tracker.config import Settings
 from tracker.notify.channels import channel_for
-from tracker.notify.messages import ChannelError, Message
+from tracker.notify.message import ChannelError, Message
 from tracker.notify.secrets import SecretMissing, mask_url, resolve
 from tracker.store.db import utcnow
 from tracker.store.models import Delivery

@@ -29,7 +29,6 @@ from sqlmodel import Session, col, select
 from tracker.audit.trail import SYSTEM, append_event
 from tracker.check.diff import Diff
 from tracker.check.redirects import redirected_host
-from tracker.check.shapes import STREAMS
 from tracker.config import Settings
 from tracker.impacts.statuses import FINAL
 from tracker.impacts.workflow import is_overdue
@@ -47,7 +46,7 @@ from tracker.notify.render import (
     render_digest,
 )
 from tracker.store.db import session_scope, utcnow
-from tracker.store.models import Change, CheckState, Digest, Impact, Sop, Source, Team
+from tracker.store.models import Change, CheckState, Digest, Impact, Sop, Source, StreamEntryRecord, Team
 from tracker.store.models.lease import DIGEST_LEASE, HeldLease, LeaseHeld, LeaseLost, acquire_lease, describe_holder
 
 SENT, FAILED = "sent", "failed"
@@ -162,6 +161,14 @@ def _delivered(session: Session, recipients: Iterable[str]) -> dict[str, tuple[s
     return out
 
 
+def _lists_entries() -> Any:
+    """Whether a change's source is a stream: one that has listed entries (tracker.check.streams).
+
+    Read from the data rather than from the kind's name, so the digest needs no registry of kinds."""
+    return (select(StreamEntryRecord.id).where(col(StreamEntryRecord.source_id) == col(Change.source_id))
+            .exists())
+
+
 class _Builder:
     """Loads the candidate impacts, changes and failing sources once, then cuts a digest per recipient."""
 
@@ -211,7 +218,7 @@ class _Builder:
         mapped = select(Impact.id).where(col(Impact.change_id) == col(Change.id)).exists()
         q = (select(Change, Source).join(Source, col(Change.source_id) == col(Source.id))
              .where(col(Change.technical).is_(False), col(Change.detected_at) >= start, ~mapped,
-                    col(Source.kind).not_in(list(STREAMS)))  # a stream's news is a publication
+                    ~_lists_entries())  # a stream's news is a publication
              .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
         items: list[ChangeItem] = []
         for change, source in self.session.exec(q).all():
@@ -227,7 +234,7 @@ class _Builder:
         """New and updated stream entries in the window, mapped or not: the "New publications" part."""
         start = self.since or (self.now - timedelta(days=self.settings.digest_lookback_days))
         q = (select(Change, Source).join(Source, col(Change.source_id) == col(Source.id))
-             .where(col(Change.detected_at) >= start, col(Source.kind).in_(list(STREAMS)))
+             .where(col(Change.detected_at) >= start, _lists_entries())
              .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
         items: list[PublicationItem] = []
         for change, source in self.session.exec(q).all():

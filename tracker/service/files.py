@@ -49,7 +49,9 @@ def apply_file(watch: FileWatch, *, engine: Engine) -> str:
     from tracker.declare.sources import load_sources_file, sync_sources
 
     if watch.kind == "sources":
-        specs = load_sources_file(watch.path)
+        from spiders import KINDS  # the registry of kinds the file is checked against
+
+        specs = load_sources_file(watch.path, kinds=KINDS)
         with session_scope(engine) as s:
             kwargs: dict[str, Any] = {"session": s, "specs": specs}
             if "actor" in inspect.signature(sync_sources).parameters:

@@ -32,8 +32,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from tracker.check.checks import Fetch
 from tracker.check.record import record_check
+from tracker.check.state import Fetch
 from tracker.config import Settings
 from tracker.service import scheduler as sched
 from tracker.service.crawler import CRAWL_INTERRUPTED, CrawlResult, SubprocessCrawler

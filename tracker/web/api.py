@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from tracker.check.diff import Diff, render_text
 from tracker.impacts.statuses import STATUSES
-from tracker.impacts.workflow import NoteTooLong, WorkflowError, add_note, mark_change, mark_impact
+from tracker.impacts.workflow import NoteTooLong, NotFound, WorkflowError, add_note, mark_change, mark_impact
 from tracker.notify.secrets import mask_templates
 from tracker.public import audit_event_public, change_public, impact_public
 from tracker.store.db import session_scope
@@ -49,9 +49,18 @@ class ChangeMark(BaseModel):
     note: str | None = None
 
 
-def _refused(exc: WorkflowError, *, missing: bool = False) -> HTTPException:
-    status = 413 if isinstance(exc, NoteTooLong) else 404 if missing or str(exc).startswith("no impact") else 409
-    return HTTPException(status_code=status, detail=str(exc))
+# The one place refusals become HTTP codes, by exception type (the most specific class wins); any other
+# refusal of the workflow (Conflict, a bad actor or status) is a 409.
+HTTP_CODES: dict[type[WorkflowError], int] = {NotFound: 404, NoteTooLong: 413, WorkflowError: 409}
+
+
+def http_code(exc: WorkflowError) -> int:
+    """The HTTP code of a refusal: its class's, or its nearest base class's."""
+    return next(HTTP_CODES[c] for c in type(exc).__mro__ if c in HTTP_CODES)
+
+
+def _refused(exc: WorkflowError) -> HTTPException:
+    return HTTPException(status_code=http_code(exc), detail=str(exc))
 
 
 def _note_limit(request: Request) -> int:
@@ -165,7 +174,7 @@ def mark(request: Request, change_id: int, body: ChangeMark, user: EditorUser) -
                                      note=body.note, max_note_chars=_note_limit(request))
             ]
     except WorkflowError as exc:
-        raise _refused(exc, missing="has no impacts" in str(exc)) from None
+        raise _refused(exc) from None
     return done
 
 

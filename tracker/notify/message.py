@@ -1,12 +1,12 @@
-"""The shape every channel sender takes and the one error they raise, apart from the registry of them.
-
-tracker.notify.channels lists the senders and each sender module (email, Apprise) imports these, so
-the registry can import its senders without any sender importing the registry back.
-"""
+"""What every channel takes and raises: the Message, the ChannelError, the Channel protocol."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+from tracker.config import Settings
+from tracker.notify.secrets import Resolved
 
 ELLIPSIS = "…"
 
@@ -33,3 +33,22 @@ class Message:
         room = max(0, limit - len(tail))
         cut = self.body[:room].rsplit("\n", 1)[0] if "\n" in self.body[:room] else self.body[:room]
         return (cut + tail)[:limit]
+
+
+class Channel(Protocol):
+    """A sender of messages to one kind of channel URL."""
+
+    name: str
+    description: str
+
+    def accepts(self, url: str) -> bool:
+        """Whether this channel delivers this (resolved or template) URL."""
+        ...
+
+    def problem(self, url: str) -> str | None:
+        """Why a resolved URL cannot be used (masked), or None."""
+        ...
+
+    def send(self, target: Resolved, message: Message, settings: Settings) -> str:
+        """Deliver, returning the service's answer (masked); raise ChannelError on failure."""
+        ...

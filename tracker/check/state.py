@@ -1,10 +1,8 @@
-"""What every kind of check shares: the Fetch a spider hands over, the CheckOutcome it leads to, and
-the bookkeeping around both (the raw snapshot and its blobs, the source's check state on success
-and failure).
+"""The pieces of one check that the document and stream recorders share: the Fetch the spider
+hands over, the CheckOutcome, blobs, baselines, locks, the check state and snapshots.
 
-A page (tracker.check.record) and a stream of entries (tracker.check.streams) are recorded
-differently, but both keep the last good state whatever goes wrong, count failures the same way,
-and keep the raw bytes once, compressed and content-addressed.
+Kept apart from tracker.check.record (which dispatches to tracker.check.streams) so that neither
+recorder imports the other.
 """
 
 from __future__ import annotations
@@ -12,16 +10,17 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from tracker.check.blocks import Rules
 from tracker.store.db import utcnow
-from tracker.store.models import Blob, Change, CheckState, Snapshot, Source
+from tracker.store.models import Blob, Change, CheckState, Snapshot, Source, Version
 
 # Response headers worth keeping with a snapshot.
 KEPT_HEADERS = ("content-type", "etag", "last-modified", "content-length", "date", "location",
@@ -108,6 +107,49 @@ def load_blob(*, session: Session, sha256: str) -> bytes:
     if blob is None:
         raise KeyError(f"no stored content {sha256}")
     return zlib.decompress(blob.data)
+
+
+def latest_version(*, session: Session, source_id: str) -> Version | None:
+    """The baseline: the newest version recorded for a source."""
+    return session.exec(
+        select(Version).where(Version.source_id == source_id).order_by(col(Version.id).desc()).limit(1)
+    ).first()
+
+
+def baseline_refs(*, session: Session, source_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """_baseline_ref for many sources in one query: source id -> (newest version id, text hash)."""
+    newest = (select(sa.func.max(Version.id)).where(col(Version.source_id).in_(list(source_ids)))
+              .group_by(col(Version.source_id)))
+    rows = session.exec(select(Version.source_id, Version.id, Version.text_hash)
+                        .where(col(Version.id).in_(newest.scalar_subquery())))
+    return {sid: (vid, text_hash) for sid, vid, text_hash in rows if vid is not None}
+
+
+def _baseline_ref(*, session: Session, source_id: str) -> tuple[int, str] | None:
+    """The id and text hash of the newest version, without loading its blocks (hot path)."""
+    row = session.exec(
+        select(Version.id, Version.text_hash).where(Version.source_id == source_id)
+        .order_by(col(Version.id).desc()).limit(1)
+    ).first()
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
+def lock_sources(*, session: Session, source_ids: Sequence[str]) -> dict[str, Source]:
+    """The sources, held for this transaction so that no other writer records them until it ends.
+
+    Must come first in the transaction, before its baselines are read: two crawls recording the same
+    page update would otherwise both read the old baseline and each record a version and a change.
+    PostgreSQL locks the rows (in id order, so two batches never deadlock) and every later read
+    sees what the previous holder committed; SQLite takes its single write lock now (BEGIN
+    IMMEDIATE) instead of at the first write, and its snapshot starts there.
+    """
+    ids = sorted(set(source_ids))
+    if session.get_bind().dialect.name == "sqlite":
+        conn = session.connection()
+        if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    rows = session.exec(select(Source).where(col(Source.id).in_(ids)).order_by(col(Source.id)).with_for_update())
+    return {s.id: s for s in rows}
 
 
 def rules_for(source: Source) -> Rules:
