@@ -25,6 +25,7 @@ import lxml.html
 from lxml.cssselect import CSSSelector
 
 from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over, clip_heading, strip_controls, text_over
+from tracker.check.maincontent import MAIN_CONTENT_VERSION, boilerplate, main_content
 
 # Bump when the extraction itself changes: versions made by other rules are re-extracted
 # and the difference recorded as a technical change, never as a policy change.
@@ -115,11 +116,18 @@ class Rules:
     # rules hash of every html version stays what it was.
     kind: str = "html"
 
+    # Regular expressions over block text taken out of comparison (tracker.check.volatile).
+    ignore: tuple[str, ...] = ()
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"select": list(self.select), "remove": list(self.remove),
                                 "extractor": self.extractor}
         if self.kind != "html":
             data["kind"] = self.kind
+        elif not self.select:  # the main-content choice (tracker.check.maincontent) makes these versions
+            data["main"] = MAIN_CONTENT_VERSION
+        if self.ignore:
+            data["ignore"] = list(self.ignore)
         return data
 
     @property
@@ -381,6 +389,9 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
     for sel in rules.remove:
         for el in _selector(sel)(root):
             _drop(el)
+    if not rules.select:  # no rule says what to keep: the page's main content, never its boilerplate
+        for el in boilerplate(root):
+            _drop(el)
 
     if rules.select:
         roots: list[lxml.etree._Element] = []
@@ -398,8 +409,7 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
                 + ", ".join(repr(s) for s in rules.select) + " matched nothing on the page"
             )
     else:
-        body_el = root.find("body")
-        roots = [body_el if body_el is not None else root]
+        roots = [main_content(root)]
 
     blocks = _blocks_by_xslt(roots, markup, limits)
     if blocks is None:  # text holding the marker characters, or nested too deep for libxslt: the Python walk
