@@ -110,4 +110,4 @@ def suggest_pattern(texts: Sequence[str]) -> str | None:
         common.append(column[0])
     if not common:
         return None
-    return "^" + re.escape(" ".join(common)) + " .*"
+    return "^" + re.escape(" ".join(common)).replace("\\ ", " ") + " .*"
