@@ -222,7 +222,7 @@ def test_migration_0017_up_and_down_finds_recorded_reverts(database_url: str) ->
             for vid, h in ((1, "a"), (2, "b"), (3, "a")):
                 conn.execute(sa.text("INSERT INTO version (id, source_id, created_at, text_hash, blocks, block_count,"
                                      " rules, rules_hash) VALUES (:id, 's', :at, :h, '{}', 0, '{}', 'r')"),
-                             {"id": vid, "h": h, "at": f"2026-01-0{vid}00:00:00"})
+                             {"id": vid, "h": h, "at": f"2026-01-0{vid} 00:00:00"})
             for cid, (a, b) in enumerate(((1, 2), (2, 3)), 1):
                 conn.execute(sa.text("INSERT INTO change (id, source_id, from_version_id, to_version_id, detected_at,"
                                      " technical, sections, added, removed, modified, diff) VALUES (:id, 's', :a, :b,"
