@@ -46,13 +46,13 @@ _DENSEST_SHARE = 0.5
 
 def text_length(el: lxml.etree._Element) -> int:
     """The length of an element's text, whitespace collapsed (counted in libxml2)."""
-    return int(_TEXT_LENGTH(el))  # type: ignore[arg-type]
+    return int(_TEXT_LENGTH(el))
 
 
 def boilerplate(root: lxml.etree._Element) -> list[lxml.etree._Element]:
     """The elements of a page that are never policy text, outermost first."""
-    found = list(_BOILERPLATE(root))  # type: ignore[arg-type]
-    for el in _MARKED(root):  # type: ignore[union-attr]
+    found = list(_BOILERPLATE(root))
+    for el in _MARKED(root):
         assert isinstance(el, lxml.etree._Element)
         marks = f"{el.get('id', '')} {el.get('class', '')}".lower()
         if (any(w in marks for w in _BANNER_WORDS) and text_length(el) <= _MAX_BANNER_CHARS
@@ -78,10 +78,10 @@ def main_content(root: lxml.etree._Element) -> lxml.etree._Element:
     """The element holding the page's main content (boilerplate already dropped)."""
     body = root.find("body")
     page = body if body is not None else root
-    mains = [m for m in _MAINS(root) if isinstance(m, lxml.etree._Element) and text_length(m)]  # type: ignore[union-attr]
+    mains = [m for m in _MAINS(root) if isinstance(m, lxml.etree._Element) and text_length(m)]
     if mains:
         return _narrowed(max(mains, key=text_length))
-    articles = [a for a in _ARTICLES(page) if isinstance(a, lxml.etree._Element)]  # type: ignore[union-attr]
+    articles = [a for a in _ARTICLES(page) if isinstance(a, lxml.etree._Element)]
     if len(articles) == 1 and text_length(articles[0]):
         return articles[0]
     return _densest(page)
@@ -89,7 +89,7 @@ def main_content(root: lxml.etree._Element) -> lxml.etree._Element:
 
 def _narrowed(main: lxml.etree._Element) -> lxml.etree._Element:
     """The one article of main that holds nearly all its text (a page title above it is left out), else main."""
-    articles = [a for a in _ARTICLES(main) if isinstance(a, lxml.etree._Element)]  # type: ignore[union-attr]
+    articles = [a for a in _ARTICLES(main) if isinstance(a, lxml.etree._Element)]
     outer = _outermost(articles)
     if len(outer) == 1 and text_length(outer[0]) >= _ARTICLE_SHARE * text_length(main):
         return outer[0]
@@ -104,7 +104,7 @@ def _own_text(el: lxml.etree._Element) -> int:
 def _densest(page: lxml.etree._Element) -> lxml.etree._Element:
     """The container whose own paragraphs hold the most text, when it holds most of the page; else the page."""
     best, score = page, _own_text(page)
-    for el in _CONTAINERS(page):  # type: ignore[union-attr]
+    for el in _CONTAINERS(page):
         assert isinstance(el, lxml.etree._Element)
         own = _own_text(el)
         if own > score:
