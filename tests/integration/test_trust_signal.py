@@ -233,3 +233,21 @@ def test_migration_0017_up_and_down_finds_recorded_reverts(database_url: str) ->
             assert [tuple(r) for r in rows] == [(1, None, False, False), (2, 1, False, False)]
     finally:
         eng.dispose()
+
+
+def test_the_digest_lists_cosmetic_changes_in_one_line_per_source(session: Session, quote_site: PolicySite) -> None:
+    from tracker.config import Settings
+    from tracker.notify.digest import build_digests
+    from tracker.notify.render import render_digest
+
+    src = add_source(session, quote_site, "x", X)
+    add_sop(session, "all")
+    check(session, quote_site, src, T0, CrawlMapper())
+    quote_site.set(X, 1)
+    check(session, quote_site, src, T0 + timedelta(hours=1), CrawlMapper())
+    settings = Settings(timezone="UTC")
+    (content,) = build_digests(session=session, settings=settings, now=T0 + timedelta(hours=2))
+    assert content.changes == [] and [(c.source_id, len(c.change_ids)) for c in content.cosmetic] == [("x", 1)]
+    rendered = render_digest(content, base_url="http://tracker.example", timezone="UTC")
+    assert "- x: 1 cosmetic change, latest 2026-11-02 10:30" in rendered.text
+    assert "Cosmetic changes" in rendered.html
