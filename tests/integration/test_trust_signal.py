@@ -226,7 +226,8 @@ def test_migration_0017_up_and_down_finds_recorded_reverts(database_url: str) ->
             for cid, (a, b) in enumerate(((1, 2), (2, 3)), 1):
                 conn.execute(sa.text("INSERT INTO change (id, source_id, from_version_id, to_version_id, detected_at,"
                                      " technical, sections, added, removed, modified, diff) VALUES (:id, 's', :a, :b,"
-                                     " '2026-01-05 00:00:00', false, '[]', 0, 0, 1, '{}')"), {"id": cid, "a": a, "b": b})
+                                     " '2026-01-05 00:00:00', false, '[]', 0, 0, 1, '{}')"),
+                             {"id": cid, "a": a, "b": b})
         upgrade(database_url)
         with eng.connect() as conn:
             rows = conn.execute(sa.text("SELECT id, reverts_to_version_id, cosmetic, quiet FROM change ORDER BY id"))

@@ -22,8 +22,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"
 SHARED = Path("/work/shared/corpus/pga")
 
 
-def texts(html: str, rules: Rules = Rules()) -> list[str]:
-    return [b.text for b in extract(html.encode(), rules).blocks]
+def texts(html: str, rules: Rules | None = None) -> list[str]:
+    return [b.text for b in extract(html.encode(), rules or Rules()).blocks]
 
 
 @pytest.mark.parametrize("slug", sorted(d.name for d in FIXTURES.iterdir() if (d / "index.json").exists()))
