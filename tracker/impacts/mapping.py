@@ -313,8 +313,8 @@ class Matcher:
                    *, cosmetic: bool = False) -> dict[str, list[dict[str, Any]]]:
         """match() on a change's stored diff JSON, without building BlockChange objects.
 
-        entry: the stream entry the change adds, whose fields the agencies/types filters read;
-        cosmetic: the change is cosmetic, and only watches with include_cosmetic may match it.
+        entry: the stream entry the change adds (the agencies/types filters read its fields); cosmetic: only
+        watches with include_cosmetic may match.
         """
         return self._match(source_id, [(c["section"], _pieces_json(c)) for c in diff.get("changes", ())],
                            (entry or {}).get("fields") or {}, cosmetic=cosmetic)
@@ -450,9 +450,8 @@ def _create_impacts(*, session: Session, change: Change, hits: dict[str, list[di
 def map_change(session: Session, change: Change, *, context: MappingContext | None = None) -> list[Impact]:
     """Open impacts for every SOP a change affects, in the transaction that records it.
 
-    Technical changes are never mapped, nor quiet reverts (which close what the text they undid
-    opened: tracker.impacts.flapping); cosmetic ones only to watches that include them. SOPs that
-    already have an impact on the change are skipped, so running it again never duplicates.
+    Technical changes and quiet reverts (tracker.impacts.flapping) are never mapped, cosmetic ones only to
+    watches that include them; SOPs with an impact on the change are skipped (running it again never duplicates).
     """
     if change.technical or change.id is None:
         return []
@@ -500,8 +499,7 @@ def remap(*, session: Session, since: datetime | None = None, source_id: str | N
             existing.setdefault(cid, set()).add(sid)
         for change in changes:
             report.changes += 1
-            hits = context.matcher.match_json(change.source_id, change.diff, change.entry,
-                                              cosmetic=change.cosmetic)
+            hits = context.matcher.match_json(change.source_id, change.diff, change.entry, cosmetic=change.cosmetic)
             if hits:
                 report.impacts += _create_impacts(session=session, change=change, hits=hits, context=context,
                                                   existing=existing.get(change.id or 0, set()))
