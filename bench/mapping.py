@@ -156,7 +156,7 @@ def time_database(changes: list[tuple[str, dict[str, Any]]], watches: list[dict[
 
     from sqlmodel import Session
 
-    from tracker.impacts.mapping import remap
+    from tracker.impacts.remap import remap
     from tracker.store.db import make_engine, upgrade
     from tracker.store.models import Change, Sop, Source, Version
 

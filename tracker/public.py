@@ -16,11 +16,19 @@ def change_public(change: Change, *, kind: str | None = None) -> dict[str, Any]:
     entry = change.entry
     return {"id": change.id, "source_id": change.source_id, "kind": kind, "detected_at": change.detected_at,
             "from_version_id": change.from_version_id, "to_version_id": change.to_version_id,
-            "technical": change.technical, "sections": change.sections,
+            "technical": change.technical, "cosmetic": change.cosmetic, "reverts_to": reverts_to_public(change),
+            "quiet": change.quiet, "sections": change.sections,
             "added": change.added, "removed": change.removed, "modified": change.modified,
             "effective_on": change.effective_on, "updated_on": change.updated_on,
             "comments_close_on": change.comments_close_on, "dates_from": change.dates_from,
             "entry": {k: entry.get(k) for k in ("id", "title", "url", "published")} if entry else None}
+
+
+def reverts_to_public(change: Change) -> dict[str, Any] | None:
+    """The earlier version a change's text returns to, and its date; None when it is no revert."""
+    if change.reverts_to_version_id is None:
+        return None
+    return {"version_id": change.reverts_to_version_id, "date": change.reverts_to_at}
 
 
 def impact_public(impact: Impact, *, change: Change | None = None, sop: Sop | None = None,

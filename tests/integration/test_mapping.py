@@ -23,8 +23,8 @@ from tracker.impacts.mapping import (
     keyword_problem,
     map_change,
     path_tails,
-    remap,
 )
+from tracker.impacts.remap import remap
 from tracker.store.models import AuditEvent, Change, Impact, Sop, Source
 
 REDDIT = "reddit-community-guidelines"

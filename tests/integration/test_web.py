@@ -186,7 +186,10 @@ def test_every_page_renders(client: TestClient, seeded: Seeded, engine: Engine) 
         f"/impacts/{imp.id}": [f"Impact #{imp.id}", "impact.created", "Add a note", "Reassign"],
         "/sops": ["SOP-TS-001", "Trust &amp; Safety"],
         "/sops/SOP-TS-001": ["Watches", "*Enforcement*", "Impact history", f"/impacts/{imp.id}"],
-        "/sources": ["Reddit Community Guidelines", "failing", "3 in a row", "Next run", "due by schedule"],
+        "/sources": ["Reddit Community Guidelines", "failing", "3 in a row", "Next run", "due by schedule",
+                     'href="/sources/reddit-community-guidelines"'],
+        "/sources/reddit-community-guidelines": ["Sections of the latest version", "Reddit Content Policy",
+                                                 f"/changes/{change_id}", "Versions"],
         "/audit": ["Chain verified", "impact.created", "user.added"],
         "/users": [USERS["viewer"], "Add a user"],
         "/logout": ["Log out"],
@@ -199,6 +202,7 @@ def test_every_page_renders(client: TestClient, seeded: Seeded, engine: Engine) 
     assert client.get("/changes/99999").status_code == 404
     assert client.get("/impacts/99999").status_code == 404
     assert client.get("/sops/NOPE").status_code == 404
+    assert client.get("/sources/NOPE").status_code == 404
     assert "no change #99999" in client.get("/changes/99999").text
 
 
@@ -400,7 +404,7 @@ def test_hostile_scraped_text_renders_inert(client: TestClient, seeded: Seeded, 
     csrf = login(client, "editor")
     client.post(f"/impacts/{seeded.hostile_impact}/notes", data={"text": HOSTILE, "csrf_token": csrf})
     paths = ["/", "/changes", f"/changes/{seeded.hostile_change}", f"/changes/{seeded.hostile_change}?view=inline",
-             f"/impacts/{seeded.hostile_impact}", "/sops", "/sops/SOP-EVIL", "/sources", "/audit"]
+             f"/impacts/{seeded.hostile_impact}", "/sops", "/sops/SOP-EVIL", "/sources", "/sources/evil", "/audit"]
     for path in paths:
         html = client.get(path).text
         assert "<script>alert" not in html and "<img src=x" not in html and "onerror=alert(1)>" not in html, path
@@ -427,3 +431,17 @@ def test_password_change_or_disabling_ends_sessions(client: TestClient, engine: 
     assert r.status_code == 401
     assert [e.action for e in events(engine) if e.entity_type == "user"][-2:] == ["user.password", "user.disabled"]
     assert all("brand new" not in str(e.after) for e in events(engine))
+
+
+def test_sop_page_warns_of_a_glob_matching_no_heading(client: TestClient, seeded: Seeded, engine: Engine) -> None:
+    from tracker.store.models import Sop
+
+    with session_scope(engine) as s:
+        sop = s.get(Sop, "SOP-TS-001")
+        assert sop is not None
+        sop.watches = [{"source": "reddit-community-guidelines", "sections": ["Reddit Content Polcy*"]}]
+        s.add(sop)
+    login(client, "viewer")
+    html = client.get("/sops/SOP-TS-001").text
+    assert "the sections glob “Reddit Content Polcy*” matches no heading" in html
+    assert "nearest headings: Reddit Content Policy" in html

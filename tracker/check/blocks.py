@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracker.check.limits import strip_controls
+from tracker.check.maincontent import MAIN_CONTENT_VERSION
 
 # Bump when the extraction itself changes: versions made by other rules are re-extracted
 # and the difference recorded as a technical change, never as a policy change.
@@ -95,11 +96,18 @@ class Rules:
     # rules hash of every html version stays what it was.
     kind: str = "html"
 
+    # Regular expressions over block text taken out of comparison (tracker.check.volatile).
+    ignore: tuple[str, ...] = ()
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"select": list(self.select), "remove": list(self.remove),
                                 "extractor": self.extractor}
         if self.kind != "html":
             data["kind"] = self.kind
+        elif not self.select:  # the main-content choice (tracker.check.maincontent) makes these versions
+            data["main"] = MAIN_CONTENT_VERSION
+        if self.ignore:
+            data["ignore"] = list(self.ignore)
         return data
 
     @property

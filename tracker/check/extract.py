@@ -33,6 +33,7 @@ from tracker.check.blocks import (
 )
 from tracker.check.decode import decode_body
 from tracker.check.limits import DEFAULT_LIMITS, Limits, text_over
+from tracker.check.maincontent import boilerplate, main_content
 from tracker.check.walker import Walker
 from tracker.check.xslt import blocks_by_xslt
 
@@ -125,6 +126,9 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
     for sel in rules.remove:
         for el in _selector(sel)(root):
             _drop(el)
+    if not rules.select:  # no rule says what to keep: the page's main content, never its boilerplate
+        for el in boilerplate(root):
+            _drop(el)
 
     if rules.select:
         roots: list[lxml.etree._Element] = []
@@ -142,8 +146,7 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
                 + ", ".join(repr(s) for s in rules.select) + " matched nothing on the page"
             )
     else:
-        body_el = root.find("body")
-        roots = [body_el if body_el is not None else root]
+        roots = [main_content(root)]
 
     blocks = blocks_by_xslt(roots, markup, limits)
     if blocks is None:  # text holding the marker characters, or nested too deep for libxslt: the Python walk

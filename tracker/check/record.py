@@ -15,10 +15,12 @@ from typing import Any
 from sqlmodel import Session
 
 from tracker.check.blocks import Block, ExtractionError, Rules, blocks_from_json, blocks_hash, blocks_to_json
+from tracker.check.cosmetic import is_cosmetic
 from tracker.check.dates import find_dates
 from tracker.check.diff import diff_blocks
 from tracker.check.kinds import Extraction, Kinds, Shape, extract_kind
 from tracker.check.limits import DEFAULT_LIMITS, Limits
+from tracker.check.reverts import earlier_version, is_quiet_flap
 from tracker.check.state import (
     CHANGED,
     FAILED,
@@ -43,6 +45,7 @@ from tracker.check.state import (
     succeed_check,
 )
 from tracker.check.streams import record_stream
+from tracker.check.volatile import masked
 from tracker.store.models import Change, CheckState, Snapshot, Source, Version
 
 # Re-exported from tracker.check.state: what callers have always imported from here.
@@ -121,7 +124,9 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
         return fail_check(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                           keep_body=True)
 
-    text_hash = blocks_hash(new_blocks)
+    # What the ignore patterns match takes no part in the comparison; the version keeps the whole blocks.
+    compared = masked(new_blocks, rules.ignore)
+    text_hash = blocks_hash(compared)
     if ref is not None and ref[1] == text_hash:
         # Unchanged: the baseline's blocks are never loaded (the common case of an unvalidated fetch).
         succeed_check(state, fetch, UNCHANGED)
@@ -138,18 +143,19 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
         succeed_check(state, fetch, NEW)
         return CheckOutcome(source.id, NEW, version_id=version.id)
 
-    old_blocks = blocks_from_json(baseline.blocks)
+    old_blocks = masked(blocks_from_json(baseline.blocks), rules.ignore)
     technical = False
     if baseline.rules_hash != rules.hash:
         # The rules changed since the baseline: re-extract its raw page with today's rules, so
         # that what the new rules alone changed is recorded as technical, never as policy.
         rebased = _reextract(session=session, baseline=baseline, rules=rules, kind=kind, limits=limits)
         if rebased is not None:
+            rebased = masked(rebased, rules.ignore)
             if blocks_hash(rebased) == text_hash:
                 technical = True
             else:
                 old_blocks = rebased
-    diff = diff_blocks(old_blocks, new_blocks)
+    diff = diff_blocks(old_blocks, compared)
     if not diff:
         # Same blocks and words, only the heading structure moved (an <h2> became an <h3>): the
         # new version keeps the paths current, but there is no change for anyone to read.
@@ -159,6 +165,9 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
                     detected_at=fetch.fetched_at, technical=technical, sections=diff.sections,
                     added=diff.added, removed=diff.removed, modified=diff.modified, diff=diff.to_json(),
                     **_dates_of(fetch, new_blocks))
+    if not technical:
+        _tell_apart(session=session, source=source, change=change, old=old_blocks, new=compared,
+                    before_id=baseline.id or 0)
     session.add(change)
     session.flush()
     if on_change is not None and not technical:
@@ -166,6 +175,18 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
     succeed_check(state, fetch, CHANGED)
     return CheckOutcome(source.id, CHANGED, version_id=version.id, change_id=change.id,
                         sections=diff.sections, technical=technical)
+
+
+def _tell_apart(*, session: Session, source: Source, change: Change, old: Sequence[Block],
+                new: Sequence[Block], before_id: int) -> None:
+    """Mark a change cosmetic, a revert (to which version, from when), and a quiet flap."""
+    change.cosmetic = is_cosmetic(old, new)
+    version = session.get(Version, change.to_version_id)
+    earlier = earlier_version(session=session, source_id=source.id, text_hash=version.text_hash,
+                              before_id=before_id) if version is not None else None
+    if earlier is not None:
+        change.reverts_to_version_id, change.reverts_to_at = earlier.id, earlier.created_at
+        change.quiet = is_quiet_flap(session=session, source=source, change=change)
 
 
 def _kind_of(source: Source, kinds: Kinds | None) -> Extraction | None:

@@ -154,7 +154,8 @@ def lock_sources(*, session: Session, source_ids: Sequence[str]) -> dict[str, So
 
 def rules_for(source: Source) -> Rules:
     """The extraction rules a source declares."""
-    return Rules(select=tuple(source.select), remove=tuple(source.remove), kind=source.kind)
+    return Rules(select=tuple(source.select), remove=tuple(source.remove), kind=source.kind,
+                 ignore=tuple(source.options.get("ignore") or ()))
 
 
 def get_check_state(*, session: Session, source_id: str) -> CheckState:

@@ -38,7 +38,8 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
         typer.echo("no changes" + (f" since {iso(after)}" if after else ""))
         return
     for c in rows:
-        tech = " [technical]" if c.technical else ""
+        tech = (" [technical]" if c.technical else "") + (" [cosmetic]" if c.cosmetic else "") + (
+            f" [reverted to the text of {iso(c.reverts_to_at)[:10]}]" if c.reverts_to_version_id else "")
         typer.echo(f"#{c.id:<5} {iso(c.detected_at)}  {c.source_id}{tech}  "
                    f"+{c.added} -{c.removed} ~{c.modified}  {'; '.join(c.sections[:3]) or '(top)'}"
                    + (f" (+{len(c.sections) - 3} more)" if len(c.sections) > 3 else ""))
@@ -64,7 +65,13 @@ def changes_show(change_id: int = typer.Argument(..., help="the change id"),
                   | {"url": src.url if src else None, "diff": change.diff})
         return
     kind = " (technical: extraction rules changed, not the policy)" if change.technical else ""
+    if change.cosmetic:
+        kind += " (cosmetic: only whitespace, punctuation, quotes, dashes, case or link targets)"
     typer.echo(f"change #{change.id} in {change.source_id}{kind}")
+    if change.reverts_to_version_id is not None:
+        quiet = "; a quiet flap: no impacts" if change.quiet else ""
+        typer.echo(f"reverted to the text of {iso(change.reverts_to_at)[:10]} "
+                   f"(version {change.reverts_to_version_id}){quiet}")
     typer.echo(f"detected {iso(change.detected_at)}; versions {change.from_version_id} -> {change.to_version_id}; "
                f"{change.added} added, {change.removed} removed, {change.modified} modified")
     if src:

@@ -231,7 +231,7 @@ def impacts_remap(
     source: Annotated[str | None, typer.Option("--source", help="only changes of this source id")] = None,
 ) -> None:
     """Map changes already recorded to the current SOPs (after SOPs were added); never duplicates."""
-    from tracker.impacts.mapping import remap
+    from tracker.impacts.remap import remap
     from tracker.store.models import Source
 
     after = parse_since(since)

@@ -25,6 +25,7 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
 
     from tracker.declare.sops import load_sops_file, sync_sops
     from tracker.declare.yamlfile import RegistryError
+    from tracker.impacts.globcheck import unmatched_globs
     from tracker.impacts.workflow import WorkflowError, check_actor
     from tracker.store.models import Source
 
@@ -39,6 +40,8 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
         except RegistryError as exc:
             fail(str(exc))
         report = sync_sops(session=s, sop_file=sop_file, actor=actor)
+        warnings = unmatched_globs(session=s, sops=((p.id, [w.to_json() for w in p.watches])
+                                                    for p in sop_file.sops if p.enabled))
     for tid in report.teams_added:
         typer.echo(f"  + team {tid}")
     for tid, changes in report.teams_updated.items():
@@ -52,6 +55,8 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
     for sid in report.disabled:
         typer.echo(f"  - {sid} (disabled; its impacts and history are kept)")
     typer.echo(f"synced {file}: {report.summary()}")
+    for warning in warnings:
+        typer.echo(f"warning: {warning.message()}")
     if report.added or report.updated:
         typer.echo("changes already recorded are mapped to new watches with `tracker impacts remap`")
 

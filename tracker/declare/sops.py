@@ -81,10 +81,12 @@ class WatchSpec(BaseModel):
     # or "Proposed Rule"); a stream entry must match one of each given (tracker.impacts.mapping).
     agencies: list[str] = Field(default_factory=list)
     types: list[str] = Field(default_factory=list)
+    # Cosmetic changes (punctuation, quotes, case, whitespace, link targets) open impacts for this watch too.
+    include_cosmetic: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The watch as stored on the SOP (filters it does not use are left out)."""
-        unused = {k for k in ("agencies", "types") if not getattr(self, k)}
+        unused = {k for k in ("agencies", "types", "include_cosmetic") if not getattr(self, k)}
         return self.model_dump(exclude_none=True, exclude=unused)
 
     @field_validator("sections")

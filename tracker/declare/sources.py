@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from tracker.audit.trail import SYSTEM, append_event
 from tracker.check.kinds import Kinds, rule_problems
 from tracker.check.shapes import validate_query
+from tracker.check.volatile import patterns_problem
 from tracker.declare.schedules import parse_schedule
 from tracker.declare.yamlfile import RegistryError, load_yaml, validate_entries
 from tracker.store.db import utcnow
@@ -85,6 +86,20 @@ class SourceSpec(BaseModel):
     query: dict[str, Any] = Field(default_factory=dict)
     # A stream's first check records what it lists as the baseline, unless it backfills from here.
     since: date | None = None
+    # Regular expressions over block text taken out of comparison (tracker.check.volatile).
+    ignore: list[str] = Field(default_factory=list)
+    # quiet: an A -> B -> A within flapping_window days opens no impacts (tracker.check.reverts).
+    flapping: Literal["report", "quiet"] | None = None
+    flapping_window: float | None = Field(default=None, gt=0, le=366)
+
+    @field_validator("ignore", mode="before")
+    @classmethod
+    def _ignore(cls, v: Any) -> Any:
+        v = [v] if isinstance(v, str) else v
+        if isinstance(v, list) and all(isinstance(p, str) for p in v):
+            if (why := patterns_problem(v)) is not None:
+                raise ValueError(why)
+        return v
 
     @model_validator(mode="after")
     def _kind_query(self, info: ValidationInfo) -> SourceSpec:
@@ -218,6 +233,12 @@ def _options(spec: SourceSpec) -> dict[str, Any]:
         options["query"] = spec.query
     if spec.since:
         options["since"] = spec.since.isoformat()
+    if spec.ignore:
+        options["ignore"] = list(spec.ignore)
+    if spec.flapping is not None:
+        options["flapping"] = spec.flapping
+    if spec.flapping_window is not None:
+        options["flapping_window"] = spec.flapping_window
     return options
 
 
@@ -245,7 +266,7 @@ def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYST
         if "url" in changes:
             row.final_url = None
         before, after = changes.get("options", ({}, {}))
-        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls"))
+        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls", "ignore"))
         if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
             # Validators belong to the old URL or rules: fetch the page in full next time.
             state = session.get(CheckState, spec.id)

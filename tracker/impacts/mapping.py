@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from fnmatch import translate
 from typing import Any
 
@@ -150,6 +149,7 @@ class _Watch:
     keyword_ids: frozenset[int] = frozenset()
     agencies: frozenset[str] = frozenset()  # case folded slugs or names
     types: frozenset[str] = frozenset()  # case folded type names
+    include_cosmetic: bool = False  # cosmetic changes (tracker.check.cosmetic) match this watch too
 
 
 @dataclass
@@ -293,7 +293,8 @@ class Matcher:
                 w = _Watch(sop_id, n, globs, keywords, frozenset(g for g, _ in globs),
                            frozenset(k for k, _ in keywords),
                            frozenset(a.strip().casefold() for a in watch.get("agencies") or []),
-                           frozenset(type_name(t) for t in watch.get("types") or []))
+                           frozenset(type_name(t) for t in watch.get("types") or []),
+                           bool(watch.get("include_cosmetic")))
                 if w.glob_ids:
                     for gid in w.glob_ids:
                         idx.by_glob.setdefault(gid, []).append(w)
@@ -307,17 +308,18 @@ class Matcher:
         """SOP id -> reasons (one per matching watch) for a change of source_id made of blocks."""
         return self._match(source_id, [(b.section, changed_pieces(b)) for b in blocks])
 
-    def match_json(self, source_id: str, diff: dict[str, Any],
-                   entry: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    def match_json(self, source_id: str, diff: dict[str, Any], entry: dict[str, Any] | None = None,
+                   *, cosmetic: bool = False) -> dict[str, list[dict[str, Any]]]:
         """match() on a change's stored diff JSON, without building BlockChange objects.
 
-        entry: the stream entry the change adds, whose fields the agencies/types filters read.
+        entry: the stream entry the change adds (the agencies/types filters read its fields); cosmetic: only
+        watches with include_cosmetic may match.
         """
         return self._match(source_id, [(c["section"], _pieces_json(c)) for c in diff.get("changes", ())],
-                           (entry or {}).get("fields") or {})
+                           (entry or {}).get("fields") or {}, cosmetic=cosmetic)
 
     def _match(self, source_id: str, items: list[tuple[str, list[str]]],
-               fields: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+               fields: dict[str, Any] | None = None, *, cosmetic: bool = False) -> dict[str, list[dict[str, Any]]]:
         idx = self.sources.get(source_id)
         if idx is None or not items:
             return {}
@@ -346,6 +348,8 @@ class Matcher:
         position = {s: n for n, s in enumerate(sections)}
         out: dict[str, list[dict[str, Any]]] = {}
         for w in candidates:
+            if cosmetic and not w.include_cosmetic:
+                continue
             reason: dict[str, Any] = {"watch": w.index, "source": source_id}
             if w.agencies or w.types:
                 held = entry_filters_hold(agencies=w.agencies, types=w.types, fields=fields or {})
@@ -416,7 +420,7 @@ class CrawlMapper:
         return map_change(session, change, context=self._context)
 
 
-def _create_impacts(*, session: Session, change: Change, hits: dict[str, list[dict[str, Any]]],
+def create_impacts(*, session: Session, change: Change, hits: dict[str, list[dict[str, Any]]],
                     context: MappingContext, existing: set[str]) -> list[Impact]:
     from tracker.impacts.workflow import due_date_for
 
@@ -445,51 +449,19 @@ def _create_impacts(*, session: Session, change: Change, hits: dict[str, list[di
 def map_change(session: Session, change: Change, *, context: MappingContext | None = None) -> list[Impact]:
     """Open impacts for every SOP a change affects, in the transaction that records it.
 
-    Technical changes are never mapped; SOPs that already have an impact on the change are skipped,
-    so running it again never duplicates.
+    Technical changes and quiet reverts (tracker.impacts.flapping) are never mapped, cosmetic ones only to
+    watches that include them; SOPs with an impact on the change are skipped (running it again never duplicates).
     """
     if change.technical or change.id is None:
         return []
+    if change.quiet:
+        from tracker.impacts.flapping import close_flapped_impacts
+
+        close_flapped_impacts(session=session, change=change)
+        return []
     context = context or MappingContext.load(session)
-    hits = context.matcher.match_json(change.source_id, change.diff, change.entry)
+    hits = context.matcher.match_json(change.source_id, change.diff, change.entry, cosmetic=change.cosmetic)
     if not hits:
         return []
     existing = set(session.exec(select(Impact.sop_id).where(Impact.change_id == change.id)).all())
-    return _create_impacts(session=session, change=change, hits=hits, context=context, existing=existing)
-
-
-@dataclass
-class RemapReport:
-    """What remap() did."""
-
-    changes: int = 0
-    impacts: list[Impact] = field(default_factory=list)
-
-
-def remap(*, session: Session, since: datetime | None = None, source_id: str | None = None,
-          batch: int = 500) -> RemapReport:
-    """Map existing changes again (e.g. after SOPs were added); only missing impacts are created."""
-    context = MappingContext.load(session)
-    report = RemapReport()
-    last_id = 0
-    while True:
-        query = select(Change).where(col(Change.technical).is_(False), col(Change.id) > last_id)
-        if since is not None:
-            query = query.where(col(Change.detected_at) >= since)
-        if source_id is not None:
-            query = query.where(Change.source_id == source_id)
-        changes = session.exec(query.order_by(col(Change.id)).limit(batch)).all()
-        if not changes:
-            return report
-        ids = [c.id for c in changes]
-        existing: dict[int, set[str]] = {}
-        for cid, sid in session.exec(select(Impact.change_id, Impact.sop_id)
-                                     .where(col(Impact.change_id).in_(ids))).all():
-            existing.setdefault(cid, set()).add(sid)
-        for change in changes:
-            report.changes += 1
-            hits = context.matcher.match_json(change.source_id, change.diff, change.entry)
-            if hits:
-                report.impacts += _create_impacts(session=session, change=change, hits=hits, context=context,
-                                                  existing=existing.get(change.id or 0, set()))
-        last_id = changes[-1].id or last_id
+    return create_impacts(session=session, change=change, hits=hits, context=context, existing=existing)

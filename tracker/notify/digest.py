@@ -35,6 +35,7 @@ from tracker.impacts.workflow import is_overdue
 from tracker.notify.email import Mailer, MailError, build_message
 from tracker.notify.render import (
     ChangeItem,
+    CosmeticSource,
     DigestContent,
     ImpactItem,
     PublicationItem,
@@ -178,6 +179,7 @@ class _Builder:
         self._diffs: dict[int, Diff] = {}
         self.impacts = self._impacts()
         self.changes = self._changes()
+        self.cosmetic = self._cosmetic()
         self.publications = self._publications()
         self.failing = self._failing()
         self.redirected = self._redirected()
@@ -217,8 +219,8 @@ class _Builder:
         start = self.since or (self.now - timedelta(days=self.settings.digest_lookback_days))
         mapped = select(Impact.id).where(col(Impact.change_id) == col(Change.id)).exists()
         q = (select(Change, Source).join(Source, col(Change.source_id) == col(Source.id))
-             .where(col(Change.technical).is_(False), col(Change.detected_at) >= start, ~mapped,
-                    ~_lists_entries())  # a stream's news is a publication
+             .where(col(Change.technical).is_(False), col(Change.cosmetic).is_(False), col(Change.detected_at) >= start,
+                    ~mapped, ~_lists_entries())  # a stream's news is a publication
              .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
         items: list[ChangeItem] = []
         for change, source in self.session.exec(q).all():
@@ -229,6 +231,20 @@ class _Builder:
                 sections=list(change.sections), added=change.added, removed=change.removed,
                 modified=change.modified, excerpts=excerpts, more_blocks=more))
         return items
+
+    def _cosmetic(self) -> list[CosmeticSource]:
+        """Unmapped cosmetic changes in the window, one entry per source (newest source first)."""
+        start = self.since or (self.now - timedelta(days=self.settings.digest_lookback_days))
+        mapped = select(Impact.id).where(col(Impact.change_id) == col(Change.id)).exists()
+        q = (select(Change, Source).join(Source, col(Change.source_id) == col(Source.id))
+             .where(col(Change.cosmetic).is_(True), col(Change.technical).is_(False),
+                    col(Change.detected_at) >= start, ~mapped)
+             .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
+        by_source: dict[str, CosmeticSource] = {}
+        for change, source in self.session.exec(q).all():
+            item = by_source.setdefault(source.id, CosmeticSource(source.id, source.name, [], change.detected_at))
+            item.change_ids.append(change.id or 0)
+        return list(by_source.values())
 
     def _publications(self) -> list[PublicationItem]:
         """New and updated stream entries in the window, mapped or not: the "New publications" part."""
@@ -279,7 +295,18 @@ class _Builder:
         return DigestContent(recipient=aud.recipient, now=self.now, impacts=impacts, changes=changes,
                              failing=failing, everything=aud.everything, since=self.since,
                              publications=publications,
-                             redirected=[r for r in self.redirected if aud.sees_source(r.source_id)])
+                             redirected=[r for r in self.redirected if aud.sees_source(r.source_id)],
+                             cosmetic=_unsent_cosmetic(self.cosmetic, aud, sent_changes))
+
+
+def _unsent_cosmetic(items: list[CosmeticSource], aud: Audience, sent: set[int]) -> list[CosmeticSource]:
+    """The cosmetic lines a recipient follows, each without the changes already sent to them."""
+    out = []
+    for item in items:
+        ids = [i for i in item.change_ids if i not in sent]
+        if ids and aud.sees_source(item.source_id):
+            out.append(CosmeticSource(item.source_id, item.source_name, ids, item.latest))
+    return out
 
 
 def build_digests(*, session: Session, settings: Settings, now: datetime | None = None,
@@ -332,7 +359,8 @@ def record_delivery(*, session: Session, run_id: str, content: DigestContent, su
     """Remember one recipient's digest (what it carried, sent or failed) with its audit event."""
     digest = Digest(run_id=run_id, recipient=content.recipient, created_at=now, status=status, subject=subject,
                     since=content.since,
-                    change_ids=[c.change_id for c in content.changes] + [p.change_id for p in content.publications],
+                    change_ids=[c.change_id for c in content.changes] + [p.change_id for p in content.publications]
+                    + [i for c in content.cosmetic for i in c.change_ids],
                     impact_ids=[i.impact_id for i in content.impacts],
                     failing_source_ids=[h.source_id for h in content.failing], message_id=message_id, error=error)
     session.add(digest)

@@ -65,6 +65,16 @@ class ImpactItem:
 
 
 @dataclass
+class CosmeticSource:
+    """A source's cosmetic changes (tracker.check.cosmetic): listed in one line, never in full."""
+
+    source_id: str
+    source_name: str
+    change_ids: list[int]
+    latest: datetime
+
+
+@dataclass
 class ChangeItem:
     """A change in a watched source that touched no SOP."""
 
@@ -143,6 +153,7 @@ class DigestContent:
     failing: list[SourceHealth] = field(default_factory=list)
     publications: list[PublicationItem] = field(default_factory=list)
     redirected: list[RedirectedSource] = field(default_factory=list)
+    cosmetic: list[CosmeticSource] = field(default_factory=list)
     everything: bool = False  # on the subscribe-to-everything list
     since: datetime | None = None  # an explicit re-send from this time
 

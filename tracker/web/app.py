@@ -117,11 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_note_chars), refuse=too_large)
 
-    from tracker.web import actions, api, apidocs, auth, feeds, pages
+    from tracker.web import actions, api, apidocs, auth, feeds, pages, source_pages
 
     app.include_router(auth.router)
     app.include_router(apidocs.router)
     app.include_router(pages.router)
+    app.include_router(source_pages.router)
     app.include_router(actions.router)
     app.include_router(api.router)
     app.include_router(feeds.router)

@@ -119,7 +119,10 @@ def sop_page(request: Request, sop_id: str, user: CurrentUser, s: ReadSession) -
     if sop is None:
         raise Problem(404, f"no SOP {sop_id!r}: see the list of SOPs at /sops")
     team = s.get(Team, sop.team_id) if sop.team_id else None
-    return render(request, "sop.html", user, sop=sop, team=team, impacts=q.impacts_of_sop(s, sop_id), nav="sops")
+    from tracker.impacts.globcheck import unmatched_globs
+
+    return render(request, "sop.html", user, sop=sop, team=team, impacts=q.impacts_of_sop(s, sop_id), nav="sops",
+                  glob_warnings=unmatched_globs(session=s, sops=[(sop.id, sop.watches)]))
 
 
 @router.get("/sources")

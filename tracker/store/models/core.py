@@ -116,6 +116,16 @@ class Change(SQLModel, table=True):
     )
     # technical: the extraction rules changed, not the policy (never mapped to SOPs).
     technical: bool = False
+    # cosmetic: only whitespace, punctuation, quote and dash styles, letter case or link targets changed
+    # (tracker.check.cosmetic; mapped only to watches with include_cosmetic).
+    cosmetic: bool = Field(default=False, sa_column=sa.Column(sa.Boolean(), nullable=False,
+                                                              server_default=sa.false()))
+    # The text is an earlier version's again (tracker.check.reverts): that version and when it was made.
+    reverts_to_version_id: int | None = Field(default=None, foreign_key="version.id")
+    reverts_to_at: datetime | None = _ts()
+    # quiet: a revert within the source's flapping window under `flapping: quiet` (never mapped to SOPs).
+    quiet: bool = Field(default=False, sa_column=sa.Column(sa.Boolean(), nullable=False,
+                                                           server_default=sa.false()))
     sections: list[str] = _json([])
     added: int = 0
     removed: int = 0
