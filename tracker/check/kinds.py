@@ -14,6 +14,7 @@ from tracker.check.jsondoc import extract_json, validate_jmespath
 from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
 from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
+from tracker.check.render import render_problems
 
 # kind -> extractor(body, rules, content_type)
 Extractor = Callable[[bytes, Rules, "str | None"], Extracted]
@@ -59,9 +60,10 @@ def _css(field: str, values: list[str]) -> list[str]:
     return [f"{field}: invalid CSS selector {v!r}: {why}" for v in values if (why := validate_selector(v))]
 
 
-def rule_problems(kind: str, *, select: list[str], remove: list[str], link_select: str | None) -> list[str]:
+def rule_problems(kind: str, *, select: list[str], remove: list[str], link_select: str | None,
+                  render: str | None = None, wait_for: str | None = None) -> list[str]:
     """What is wrong with a source's rules for its kind (empty when nothing is)."""
-    problems: list[str] = []
+    problems: list[str] = render_problems(kind, render=render, wait_for=wait_for)
     if kind == "html":
         problems += _css("select", select) + _css("remove", remove)
     elif kind == "json":
