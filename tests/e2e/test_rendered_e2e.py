@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session, col, select
 
 from tests.conftest import FIXTURES, IN_CI, ROOT, run_tracker
 from tests.e2e.test_crawl_e2e import X_2_3, X, changes, crawl, fixed, rows, sources
@@ -21,6 +22,9 @@ from tests.e2e.test_documents_e2e import changed_paths, sync
 from tests.support.make_doc_fixtures import policy_json
 from tests.support.page_server import PageServer, Route, real_page, serve_pages
 from tests.support.rendered_site import serve_rendered
+from tracker.check.record import load_blob
+from tracker.store.db import make_engine
+from tracker.store.models import Snapshot
 
 CHROMIUM = "/usr/bin/chromium"
 RULES = {"select": ["article.policy"], "remove": [".promo"]}
@@ -54,6 +58,19 @@ def plain_page(version: int) -> Route:
     return Route(body)
 
 
+def raw_page(db_url: str, source_id: str) -> str:
+    """The page the source's newest snapshot kept, as the crawl saw it."""
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as session:
+            snap = session.exec(select(Snapshot).where(Snapshot.source_id == source_id)
+                                .order_by(col(Snapshot.id).desc())).first()
+            assert snap is not None and snap.content_sha256 is not None
+            return load_blob(session=session, sha256=snap.content_sha256).decode("utf-8")
+    finally:
+        engine.dispose()
+
+
 def entry(sid: str, url: str, **fields: Any) -> dict[str, Any]:
     return {"id": sid, "name": sid, "url": url, **RULES, **fields}
 
@@ -78,6 +95,10 @@ def test_rendered_pages_versions_noise_changes_and_faults(db_url: str, pages: Pa
     assert any(p.endswith("/pixel/x.gif") for p in pages.requested)
     assert not any(p.endswith("/pixel/plain.gif") for p in pages.requested)
     assert any(p.endswith("/api/x.json") for p in pages.requested)
+    # What was kept is the DOM the script built, its noise included (which the rules must ignore).
+    rendered = raw_page(db_url, "x-rendered")
+    assert "Offer " in rendered and "data-session=" in rendered and "Rendered at " in rendered
+    assert "How To Contact X" in rendered.split("<footer")[0]
     listed = sources(db_url)
     assert listed["x-rendered"]["options"]["render"] == "browser"
     text = run_tracker(db_url, "sources", "list").stdout
