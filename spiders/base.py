@@ -20,6 +20,7 @@ from twisted.internet.error import (
 from twisted.python.failure import Failure
 
 from spiders.middlewares import OffHostRedirect
+from spiders.render import request_meta, wait_missed
 from tracker.check.parts import PARTS_TYPE, Part, encode_parts
 from tracker.check.state import Fetch
 from tracker.store.db import utcnow
@@ -63,6 +64,9 @@ class SourceRequest:
     options: dict[str, Any] = field(default_factory=dict)
     cursor: str | None = None
     offhost_redirects: str = "record"  # or "refuse" (see spiders.middlewares.OffHostRedirectMiddleware)
+    render: str | None = None  # "browser": loaded in headless Chromium (spiders.render)
+    wait_for: str | None = None  # the CSS selector a rendered page must show before it is extracted
+    render_timeout: float = 15.0  # seconds to wait for it (TRACKER_BROWSER_WAIT_TIMEOUT)
 
 
 @dataclass
@@ -94,9 +98,11 @@ class SourceSpider(scrapy.Spider):
         """The source's first request, conditional when the source has validators."""
         headers = dict(src.headers)
         several = len(src.urls) > 1
-        if src.etag and not several:
+        # A rendered page's validators are its shell's, not those of what its scripts load: fetched in full.
+        conditional = not several and not src.render
+        if src.etag and conditional:
             headers["If-None-Match"] = src.etag
-        if src.last_modified and not several:
+        if src.last_modified and conditional:
             headers["If-Modified-Since"] = src.last_modified
         meta: dict[str, Any] = {"source_id": src.id, "source_url": src.url,
                                 "handle_httpstatus_list": [304], "source": src}
@@ -112,11 +118,18 @@ class SourceSpider(scrapy.Spider):
             meta["dont_obey_robotstxt"] = True
         if src.offhost_redirects == "refuse":
             meta["refuse_offhost_redirects"] = True
+        if src.render:
+            meta.update(request_meta(src.wait_for, src.render_timeout))
         return scrapy.Request(self.first_url(src), headers=headers, meta=meta, callback=self.parse_source,
                               errback=self.source_failed, dont_filter=True)
 
     def parse_source(self, response: Response) -> Any:
         meta = response.meta
+        if meta.get("playwright") and wait_missed(meta):
+            yield self.failed(response, f"wait_for {meta['render_wait_for']!r} never appeared on {response.url} "
+                                        "once rendered: the page changed (update the source's wait_for) or is "
+                                        "slow (raise TRACKER_BROWSER_WAIT_TIMEOUT)")
+            return
         if "parts" not in meta:
             yield self.fetch_from(response)
             return

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from scrapy.settings import default_settings as scrapy_defaults
 from sqlmodel import Session, col, select
 
-from spiders import KINDS
+from spiders import KINDS, render
 from spiders.base import SourceRequest, StopFlag
 from tracker.check.record import lock_sources, record_check
 from tracker.check.state import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch
@@ -65,6 +65,7 @@ def select_sources(session: Session, source_ids: Sequence[str] | None) -> list[S
 
 
 def build_requests(session: Session, sources: list[Source], *, obey_robots: bool = True,
+                   browser_wait_timeout: float = 15.0,
                    ) -> tuple[dict[str, list[SourceRequest]], dict[str, dict[str, float]]]:
     """Spider inputs grouped by kind, and per-host slot settings from per-source options."""
     by_kind: dict[str, list[SourceRequest]] = {}
@@ -104,6 +105,7 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
             link_select=opts.get("link_select"), urls=list(opts.get("urls", [])),
             options={k: opts[k] for k in ("query", "since") if k in opts}, cursor=cursors.get(src.id),
             offhost_redirects=str(opts.get("offhost_redirects", "record")),
+            render=opts.get("render"), wait_for=opts.get("wait_for"), render_timeout=browser_wait_timeout,
         ))
     return by_kind, slots
 
@@ -204,7 +206,8 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         sources = select_sources(session, source_ids)
-        by_kind, slots = build_requests(session, sources, obey_robots=settings.obey_robots)
+        by_kind, slots = build_requests(session, sources, obey_robots=settings.obey_robots,
+                                        browser_wait_timeout=settings.browser_wait_timeout)
     engine.dispose()
     any_obeys = any(r.obey_robots for reqs in by_kind.values() for r in reqs)
     summary = CrawlSummary()
@@ -227,12 +230,15 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
             stop.requested = True
             super()._signal_shutdown(signum, frame)
 
+    by_kind, cannot_render = split_unrenderable(by_kind, settings)
+    rendered = any(r.render for reqs in by_kind.values() for r in reqs)
     process = StoppableProcess(scrapy_settings(settings, slots, on_change, obey_robots=any_obeys)
+                               | (render.crawl_settings(settings) if rendered else {})
                                | {"LOG_INSTALL_ROOT_HANDLER": False})
     no_spider = {r.id: f"no spider fetches sources of kind {kind!r} in this version of the tracker "
                        f"(known: {', '.join(sorted(KINDS))})"
                  for kind, reqs in by_kind.items() if kind not in KINDS for r in reqs}
-    for outcome in record_failures(database_url=settings.database_url, errors=no_spider):
+    for outcome in record_failures(database_url=settings.database_url, errors=no_spider | cannot_render):
         report(outcome)
     for kind, requests in by_kind.items():
         if kind not in KINDS:
@@ -251,6 +257,20 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
     for outcome in record_lost(database_url=settings.database_url, source_ids=lost):
         report(outcome)
     return summary
+
+
+def split_unrenderable(by_kind: dict[str, list[SourceRequest]], settings: Settings,
+                       ) -> tuple[dict[str, list[SourceRequest]], dict[str, str]]:
+    """The requests this installation can fetch, and an error for each rendered one it cannot (no
+    scrapy-playwright, no Chromium): those fail, the others are crawled as usual."""
+    if not any(r.render for reqs in by_kind.values() for r in reqs):
+        return by_kind, {}
+    why = render.unavailable(settings)
+    if why is None:
+        return by_kind, {}
+    errors = {r.id: why for reqs in by_kind.values() for r in reqs if r.render}
+    kept = {kind: [r for r in reqs if not r.render] for kind, reqs in by_kind.items()}
+    return {kind: reqs for kind, reqs in kept.items() if reqs}, errors
 
 
 def record_lost(*, database_url: str, source_ids: Sequence[str]) -> list[CheckOutcome]:

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
                             "makes more fails with an error naming the setting, and the baseline stays")
     max_text_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="bytes of text (UTF-8) one version may "
                                 "hold; past it the check fails the same way")
+    browser_path: str = Field("/usr/bin/chromium", description="the Chromium that renders `render: browser` "
+                              "sources (Debian's package: apt-get install chromium; never downloaded)")
+    browser_concurrency: int = Field(2, ge=1, description="rendered pages open at once (each is a Chromium "
+                                     "tab: memory, not bandwidth, is the limit)")
+    browser_wait_timeout: float = Field(15.0, gt=0, description="seconds a rendered page may take to show its "
+                                        "`wait_for` selector before the check fails")
     crawl_log_level: str = Field("WARNING", description="Scrapy's log level")
     record_batch: int = Field(100, ge=1, description="fetches recorded together in one transaction during a "
                               "crawl (a crash loses at most one batch of check results; the sources are checked "

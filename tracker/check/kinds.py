@@ -24,6 +24,7 @@ from tracker.check.jsondoc import extract_json, validate_jmespath
 from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
 from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
+from tracker.check.render import render_problems
 from tracker.check.shapes import NoQuery
 
 
@@ -156,6 +157,7 @@ def link_select_problems(kind: Extraction, link_select: str | None, kinds: Kinds
 
 
 def rule_problems(kind: Extraction, *, select: list[str], remove: list[str], link_select: str | None,
-                  kinds: Kinds) -> list[str]:
+                  kinds: Kinds, render: str | None = None, wait_for: str | None = None) -> list[str]:
     """What is wrong with a source's rules for its kind (empty when nothing is)."""
-    return kind.check_rules(select, remove) + link_select_problems(kind, link_select, kinds)
+    return (render_problems(kind.name, render=render, wait_for=wait_for) + kind.check_rules(select, remove)
+            + link_select_problems(kind, link_select, kinds))

@@ -57,6 +57,7 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
     from sqlmodel import select
 
     from tracker.check.redirects import redirected_host
+    from tracker.check.render import kind_label
     from tracker.store.models import CheckState, Source
 
     with session() as s:
@@ -82,7 +83,8 @@ def sources_list(as_json: bool = typer.Option(False, "--json", help="JSON output
         return
     for src, st in rows:
         state = "disabled" if not src.enabled else (st.last_result if st and st.last_result else "never checked")
-        typer.echo(f"{src.id:40} {src.kind:5} {state:13} {iso(st.last_checked_at if st else None):21} {src.url}")
+        kind = kind_label(src.kind, src.options)
+        typer.echo(f"{src.id:40} {kind:14} {state:13} {iso(st.last_checked_at if st else None):21} {src.url}")
         if (host := redirected_host(src)) is not None:
             typer.echo(f"{'':40} redirected to another host: {host} ({src.final_url}); "
                        "set options.offhost_redirects: refuse to stop following it")

@@ -70,6 +70,10 @@ class SourceSpec(BaseModel):
     # A document of several pages, fetched together and combined in order (instead of `url`,
     # which then holds the first page).
     urls: list[str] = Field(default_factory=list)
+    # kind html: `browser` loads the page in headless Chromium (tracker.check.render), optionally
+    # waiting for the CSS selector `wait_for` to appear before the page is extracted.
+    render: str | None = None
+    wait_for: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -143,7 +147,8 @@ class SourceSpec(BaseModel):
         kinds = _kinds(info)
         kind = kinds.get(self.kind) if kinds is not None else None
         problems = [] if kinds is None or kind is None else rule_problems(
-            kind, select=self.select, remove=self.remove, link_select=self.link_select, kinds=kinds)
+            kind, select=self.select, remove=self.remove, link_select=self.link_select, kinds=kinds,
+            render=self.render, wait_for=self.wait_for)
         if self.urls and self.link_select is not None:
             problems.append("link_select: cannot be combined with urls (one index page, one PDF)")
         if problems:
@@ -223,12 +228,14 @@ def _fields(spec: SourceSpec) -> dict[str, Any]:
 
 
 def _options(spec: SourceSpec) -> dict[str, Any]:
-    """The Source row's options: the declared overrides, link_select, urls, query and since when given."""
+    """The Source row's options: the declared overrides, link_select, urls, render, wait_for, query and since
+    when given."""
     options = spec.options.model_dump(exclude_none=True, exclude_defaults=True)
     if spec.link_select is not None:
         options["link_select"] = spec.link_select
     if spec.urls:
         options["urls"] = list(spec.urls)
+    options |= {k: v for k, v in (("render", spec.render), ("wait_for", spec.wait_for)) if v is not None}
     if spec.query:
         options["query"] = spec.query
     if spec.since:
@@ -266,7 +273,8 @@ def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYST
         if "url" in changes:
             row.final_url = None
         before, after = changes.get("options", ({}, {}))
-        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls", "ignore"))
+        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls", "ignore",
+                                                                                  "render"))
         if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
             # Validators belong to the old URL or rules: fetch the page in full next time.
             state = session.get(CheckState, spec.id)

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from tracker.audit.trail import Verification, verify
 from tracker.check.redirects import redirected_host
+from tracker.check.render import kind_label
 from tracker.declare.schedules import parse_schedule
 from tracker.impacts.statuses import FINAL, STATUSES
 from tracker.impacts.workflow import allowed_next, is_overdue
@@ -187,6 +188,11 @@ class SourceHealth:
         return self.state is None or not self.state.last_error or self.state.consecutive_failures == 0
 
     @property
+    def kind_label(self) -> str:
+        """The source's kind as people read it (`html (browser)` for a rendered page)."""
+        return kind_label(self.source.kind, self.source.options)
+
+    @property
     def redirected_host(self) -> str | None:
         """The other host the source's page was last fetched from (a redirect off its own host)."""
         return redirected_host(self.source)
@@ -198,6 +204,7 @@ class SourceHealth:
             "name": self.source.name,
             "url": self.source.url,
             "kind": self.source.kind,
+            "kind_label": self.kind_label,
             "final_url": self.source.final_url,
             "redirected_host": self.redirected_host,
             "enabled": self.source.enabled,
