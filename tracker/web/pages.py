@@ -13,6 +13,7 @@ from tracker.store.models import Change, Sop, Source, Team, Version
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
 from tracker.web.diffview import build_view
+from tracker.web.review import impact_excerpt, table_of_contents
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,6 +69,7 @@ def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSess
     diff = Diff.from_json(change.diff)
     dview = build_view(diff, s.get(Version, change.from_version_id), s.get(Version, change.to_version_id),
                        page=page)
+    impacts = q.impacts_of_change(s, change_id)
     return render(
         request,
         "change.html",
@@ -76,7 +78,8 @@ def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSess
         source=source,
         dview=dview,
         view="inline" if view == "inline" else "side",
-        impacts=q.impacts_of_change(s, change_id),
+        impacts=impacts,
+        toc=table_of_contents(diff, [r.impact for r in impacts]),
         statuses=STATUSES,
         nav="changes",
     )
@@ -95,6 +98,7 @@ def impact_page(request: Request, impact_id: int, user: CurrentUser, s: ReadSess
         user,
         row=row,
         source=source,
+        excerpt=impact_excerpt(row.impact, row.change),
         notes=q.notes_of(s, impact_id),
         events=q.impact_events(s, impact_id),
         nav="dashboard",
