@@ -34,6 +34,7 @@ from tracker.check.limits import DEFAULT_LIMITS, Limits
 from tracker.check.shapes import is_stream
 from tracker.store.db import utcnow
 from tracker.store.models import Blob, Change, CheckState, Snapshot, Source, Version
+from tracker.store.search import index_change, index_version
 
 # Response headers worth keeping with a snapshot.
 KEPT_HEADERS = ("content-type", "etag", "last-modified", "content-length", "date", "location",
@@ -308,6 +309,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
                       block_count=len(new_blocks), rules=rules.to_json(), rules_hash=rules.hash)
     session.add(version)
     session.flush()
+    index_version(session=session, version=version)
     if baseline is None:
         succeed_check(state, fetch, NEW)
         return CheckOutcome(source.id, NEW, version_id=version.id)
@@ -335,6 +337,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, on_change: C
                     **_dates_of(fetch, new_blocks))
     session.add(change)
     session.flush()
+    index_change(session=session, change=change)
     if on_change is not None and not technical:
         on_change(session, change)
     succeed_check(state, fetch, CHANGED)
