@@ -13,6 +13,7 @@ from tracker.cli import (  # noqa: F401  (registers commands)  # noqa: F401  (re
     impacts,
     notify,
     run,
+    search,
     serve,
     sops,
     sources,

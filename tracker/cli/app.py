@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -140,6 +140,29 @@ def parse_since(value: str | None) -> datetime | None:
     except ValueError:
         fail(f"--since {value!r} is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T06:00:00Z)")
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_until(value: str | None) -> datetime | None:
+    """The end of a range given on the command line (exclusive); a bare date means the end of that day."""
+    if value is None:
+        return None
+    if len(value) == 10:
+        try:
+            day = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        except ValueError:
+            fail(f"--until {value!r} is not an ISO 8601 date or time (e.g. 2026-11-30 or 2026-11-30T18:00:00Z)")
+        return day + timedelta(days=1)
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--until {value!r} is not an ISO 8601 date or time (e.g. 2026-11-30 or 2026-11-30T18:00:00Z)")
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a range that ends before it starts (it would silently match nothing)."""
+    if since is not None and until is not None and since >= until:
+        fail(f"--since {iso(since)} is not before --until {iso(until)}")
 
 
 def emit_json(data: Any) -> None:

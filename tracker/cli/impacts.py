@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tracker.cli.app import app, emit_json, fail, iso, parse_since, session, settings
+from tracker.cli.app import app, check_range, emit_json, fail, iso, parse_since, parse_until, session, settings
 from tracker.impacts.statuses import STATUSES
 
 if TYPE_CHECKING:
@@ -60,20 +60,30 @@ def impacts_list(
     source: Annotated[str | None, typer.Option("--source", help="only this source id")] = None,
     assignee: Annotated[str | None, typer.Option("--assignee", help="only impacts assigned to this email")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="only undecided impacts past their due date")] = False,
+    team: Annotated[str | None, typer.Option("--team", help="only impacts on SOPs of this team id")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="raised at or after this ISO 8601 date or time")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="raised before this ISO 8601 date or time")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """List impacts, newest first."""
+    """List impacts, newest first.
+
+    Example: tracker impacts list --team support --since 2026-11-01 --status open
+    """
     from sqlmodel import col, select
 
     from tracker.impacts.statuses import FINAL
     from tracker.impacts.workflow import is_overdue
     from tracker.public import impact_public
     from tracker.store.db import utcnow
-    from tracker.store.models import Impact, Sop, Source
+    from tracker.store.models import Impact, Sop, Source, Team
 
     _check_status(status)
     today = utcnow().date()
+    after, before = parse_since(since), parse_until(until)
+    check_range(after, before)
     with session() as s:
+        if team and s.get(Team, team) is None:
+            fail(f"unknown team id {team!r} (see `tracker sops list`)")
         if sop and s.get(Sop, sop) is None:
             fail(f"unknown SOP id {sop!r} (see `tracker sops list`)")
         if source and s.get(Source, source) is None:
@@ -89,6 +99,12 @@ def impacts_list(
             q = q.where(Impact.assignee == assignee)
         if overdue:
             q = q.where(col(Impact.status).not_in(FINAL), col(Impact.due_date) < today)
+        if team:
+            q = q.join(Sop, col(Sop.id) == col(Impact.sop_id)).where(Sop.team_id == team)
+        if after is not None:
+            q = q.where(col(Impact.created_at) >= after)
+        if before is not None:
+            q = q.where(col(Impact.created_at) < before)
         rows = list(s.exec(q).all())
         changes, sops = _context(s, rows)
     if as_json:
@@ -96,7 +112,8 @@ def impacts_list(
                    for i in rows])
         return
     if not rows:
-        typer.echo("no impacts" + (" matching the filters" if status or sop or source or assignee or overdue else ""))
+        filtered = any((status, sop, source, assignee, overdue, team, since, until))
+        typer.echo("no impacts" + (" matching the filters" if filtered else ""))
         return
     for i in rows:
         late = "  OVERDUE" if is_overdue(i, today=today) else ""
