@@ -77,6 +77,6 @@ def test_change_page_toc_marks_and_anchors_the_matched_sections(client: TestClie
     anchor = section_anchor(matched_sections(imp)[0])
     assert 'aria-labelledby="toc-head"' in page
     assert f'href="#{anchor}"' in page
-    assert f'id="{anchor}"' in page
+    assert page.count(f'id="{anchor}"') == 1  # a section that comes back later keeps one anchor
     assert f'<a href="/impacts/{imp.id}">impact #{imp.id}</a>' in page
     assert "diff-matched" in page

@@ -14,7 +14,7 @@ from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
 from tracker.web.diffview import build_view
 from tracker.web.filters import DateRange, only_filters
-from tracker.web.review import impact_excerpt, table_of_contents
+from tracker.web.review import impact_excerpt, part_anchors, table_of_contents
 
 router = APIRouter(include_in_schema=False)
 
@@ -91,6 +91,7 @@ def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSess
         view="inline" if view == "inline" else "side",
         impacts=impacts,
         toc=table_of_contents(diff, [r.impact for r in impacts]),
+        anchors=part_anchors(dview.parts),
         statuses=STATUSES,
         nav="changes",
     )

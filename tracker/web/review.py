@@ -10,12 +10,13 @@ matched marked, and stable anchors (a hash of the heading path) so links survive
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tracker.check.diff import Diff
 from tracker.notify.render import Excerpt, excerpts_for
 from tracker.store.models import Change, Impact
-from tracker.web.diffview import PAGE_CHANGES
+from tracker.web.diffview import PAGE_CHANGES, SectionView
 
 
 def section_anchor(section: str) -> str:
@@ -76,3 +77,15 @@ def table_of_contents(diff: Diff, impacts: list[Impact]) -> list[TocEntry]:
             if section in entries and impact.id is not None:
                 entries[section].impact_ids.append(impact.id)
     return list(entries.values())
+
+
+def part_anchors(parts: Sequence[object]) -> dict[int, str]:
+    """The anchor of each diff part that is the first of its section (a section can come back after
+    unchanged ones in between; ids must be unique, and the TOC jumps to its first appearance)."""
+    seen: set[str] = set()
+    out: dict[int, str] = {}
+    for index, part in enumerate(parts):
+        if isinstance(part, SectionView) and part.section not in seen:
+            seen.add(part.section)
+            out[index] = section_anchor(part.section)
+    return out
