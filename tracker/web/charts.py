@@ -48,9 +48,9 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, un
                    f'{escape(label[:32])}</text>')
         for i, s in enumerate(series):
             value = s.values[row] if row < len(s.values) else None
-            if value is None:
-                continue
-            w = max(1.0, span * value / peak) if value else 0.0
+            if not value:
+                continue  # no bar and no "0" for nothing (the table says 0)
+            w = max(1.0, span * value / peak)
             by = y + 3 + i * (BAR + 1)
             out.append(f'<rect class="series-{i}" x="{LEFT}" y="{by}" width="{w:.1f}" height="{BAR}">'
                        f'<title>{escape(s.name)}: {_fmt(value)}{escape(unit)}</title></rect>'
