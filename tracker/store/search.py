@@ -14,7 +14,7 @@ stray quote or NEAR( is an error, so each term is quoted).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +48,7 @@ def version_text(blocks: dict[str, Any] | list[Any]) -> str:
     return "\n".join(str(b[1]) for b in blocks.get("blocks", ()) if len(b) > 1)
 
 
-def change_text(diff: dict[str, Any]) -> str:
+def change_text(diff: Mapping[str, Any]) -> str:
     """The words a change inserted and deleted, from Change.diff's stored form."""
     parts: list[str] = []
     for c in diff.get("changes", ()):

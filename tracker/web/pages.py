@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from tracker.accounts import ROLES, list_users
 from tracker.check.diff import Diff
 from tracker.impacts.statuses import STATUSES
+from tracker.impacts.suggest import suggest
 from tracker.store.models import Change, Sop, Source, Team, Version
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
@@ -92,6 +93,7 @@ def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSess
         impacts=impacts,
         toc=table_of_contents(diff, [r.impact for r in impacts]),
         anchors=part_anchors(dview.parts),
+        suggestions=[] if impacts else suggest(s, change),
         statuses=STATUSES,
         nav="changes",
     )
