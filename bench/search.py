@@ -122,7 +122,8 @@ def bench(url: str, label: str, versions: int, impacts: int) -> None:
             now = datetime.now(UTC)
             panels(compute(session=s, since=now - timedelta(days=90), until=now))
             times.append(time.perf_counter() - a)
-    print(f"[{label}] metrics page (figures, 4 charts, 4 tables) for {n} impacts: median {statistics.median(times):.2f} s")
+    print(f"[{label}] metrics page (figures, 4 charts, 4 tables) for {n} impacts: "
+          f"median {statistics.median(times):.2f} s")
     engine.dispose()
 
 
