@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -103,3 +105,30 @@ def test_accept_and_dismiss_from_the_change_page(engine: Engine, seeded: None, d
             s.commit()
             c = s.get(Change, change_id)
             assert c is not None and second not in [x.sop_id for x in suggest(s, c)]
+
+
+
+def test_the_digest_suggests_sops_for_changes_that_touched_none(engine: Engine, seeded: None, db_url: str) -> None:
+    from tracker.notify.digest import build_digests
+    from tracker.notify.render import render_digest
+
+    with session_scope(engine) as s:
+        change = s.exec(select(Change).where(col(Change.source_id) == "x-privacy-policy")
+                        .order_by(col(Change.id).desc())).first()
+        assert change is not None
+        for imp in s.exec(select(Impact).where(Impact.change_id == change.id)).all():
+            s.delete(imp)
+        change_id = change.id
+    settings = Settings(database_url=db_url, digest_everything_to=["all@example.com"])
+    with Session(engine) as s:
+        contents = build_digests(session=s, settings=settings, since=datetime_min(s), to=["all@example.com"])
+    items = [c for c in contents[0].changes if c.change_id == change_id]
+    assert items and items[0].suggested and items[0].suggested[0].startswith("SOP-")
+    rendered = render_digest(contents[0], base_url="http://127.0.0.1:8000", timezone="UTC")
+    assert "May concern: " + items[0].suggested[0] in rendered.text
+
+
+def datetime_min(s: Session) -> datetime:
+    first = s.exec(select(Change).order_by(col(Change.detected_at))).first()
+    assert first is not None
+    return first.detected_at
