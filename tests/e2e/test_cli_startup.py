@@ -35,8 +35,8 @@ NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apsch
                  "tracker.service.jobs",
                  "apprise"]  # loaded only to send to a team channel
 
-COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "notify", "run", "serve",
-                  "sops", "sources", "status", "users"]
+COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "metrics", "notify", "run",
+                  "search", "serve", "sops", "sources", "status", "users"]
 
 CRAWL_AND_LIST_MODULES = """
 import sys
