@@ -3,9 +3,10 @@
 
 Seeds a demo database from the test fixtures (the real Reddit and X policy versions, SOPs watching
 them, impacts from the real mapper), starts `tracker serve` on a free port of 127.0.0.1, and has
-Debian's headless Chromium (Playwright, executable_path) capture the dashboard and a change page.
+Debian's headless Chromium (Playwright, executable_path) capture the dashboard, a change page and
+the SLA page (/metrics).
 
-Run:  .venv/bin/python bench/screenshots.py [--out docs]
+Run:  .venv/bin/python bench/screenshots.py [--out docs] [--pages dashboard,change,metrics]
 Needs: chromium (apt-get install chromium) and the test extra (pip install '.[test]').
 """
 
@@ -54,6 +55,10 @@ def demo_database(folder: Path) -> tuple[str, int]:
                     assignee="ana@example.com")
         mark_impact(session=s, impact_id=impacts[1].id or 0, by=USERS["editor"], status="needs_update")
         mark_impact(session=s, impact_id=impacts[1].id or 0, by=USERS["editor"], status="in_progress")
+        # A few decisions, so the SLA page has times to decision to chart.
+        for imp in impacts[2:6]:
+            mark_impact(session=s, impact_id=imp.id or 0, by=USERS["editor"], status="dismissed",
+                        note="no change to the SOP needed")
     engine.dispose()
     # Fixture v2 -> v3 of the Reddit guidelines: three modified blocks under "Enforcement".
     return url, out.changes["reddit-community-guidelines"][2]
@@ -75,7 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs"), help="folder for dashboard.png and change.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--pages", default="dashboard,change,metrics", help="which screenshots to take")
     args = parser.parse_args()
+    wanted = set(args.pages.split(","))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -95,21 +102,28 @@ def main() -> None:
                 page.get_by_role("button", name="Log in").click()
                 page.wait_for_selector("h1:has-text('Open impacts')")
                 t2 = time.perf_counter()
-                page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+                if "dashboard" in wanted:
+                    page.screenshot(path=str(out / "dashboard.png"), full_page=True)
                 t3 = time.perf_counter()
-                page.goto(f"{base}/changes/{change_id}")
-                page.wait_for_selector("h2:has-text('What changed')")
-                page.screenshot(path=str(out / "change.png"), full_page=True)
+                if "change" in wanted:
+                    page.goto(f"{base}/changes/{change_id}")
+                    page.wait_for_selector("h2:has-text('What changed')")
+                    page.screenshot(path=str(out / "change.png"), full_page=True)
                 t4 = time.perf_counter()
+                if "metrics" in wanted:
+                    page.goto(f"{base}/metrics")
+                    page.wait_for_selector("svg.chart")
+                    page.screenshot(path=str(out / "metrics.png"), full_page=True)
+                t5 = time.perf_counter()
                 browser.close()
         finally:
             proc.terminate()
             proc.wait(timeout=15)
     print(f"seeded demo database in {t1 - t0:.2f} s; server up and logged in after {t2 - t1:.2f} s")
-    print(f"dashboard: {out / 'dashboard.png'} ({(out / 'dashboard.png').stat().st_size // 1024} KiB, "
-          f"{t3 - t2:.2f} s)")
-    print(f"change #{change_id}: {out / 'change.png'} ({(out / 'change.png').stat().st_size // 1024} KiB, "
-          f"{t4 - t3:.2f} s)")
+    for name, took in (("dashboard", t3 - t2), ("change", t4 - t3), ("metrics", t5 - t4)):
+        if name in wanted:
+            shot = out / f"{name}.png"
+            print(f"{name}: {shot} ({shot.stat().st_size // 1024} KiB, {took:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -72,11 +72,9 @@ def _anchor(command_path: str) -> str:
 
 def render_cli() -> str:
     """docs/cli.md: every command of `tracker`, with its usage, help text and options."""
-    import typer
+    from tracker.cli.app import command
 
-    from tracker.cli import app
-
-    root = typer.main.get_command(app)
+    root = command()
     # The command's own context class: Typer vendors its own click, so not click.Context. A fixed width,
     # so the page does not depend on the terminal it was generated in (children inherit it).
     ctx = root.context_class(root, info_name="tracker", terminal_width=200, max_content_width=200)

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
                                    "before it is recorded")
 
     # Workflow.
+    actor: str | None = Field(None, description="who CLI commands act as in the audit trail when --by is not "
+                              "given (an email)")
     default_review_days: int = Field(5, ge=0, description="days to act on an impact when an SOP does not say")
     effective_lead_days: int = Field(14, ge=0, description="an impact is due this many days before its "
                                      "change takes effect, when that is sooner than its review days")

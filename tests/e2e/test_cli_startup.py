@@ -34,8 +34,8 @@ NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apsch
                  "yaml", "tracker.notify.digest", "tracker.web", "tracker.export.run", "tracker.service",
                  "apprise"]  # loaded only to send to a team channel
 
-COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "notify", "run", "serve",
-                  "sops", "sources", "status", "users"]
+COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "metrics", "notify", "run",
+                  "search", "serve", "sops", "sources", "status", "users"]
 
 CRAWL_AND_LIST_MODULES = """
 import sys

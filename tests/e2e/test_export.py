@@ -275,9 +275,11 @@ def read_xlsx(path: Path) -> dict[str, list[dict[str, Any]]]:
     from openpyxl import load_workbook
 
     wb = load_workbook(path)
-    assert wb.sheetnames == ["changes", "impacts", "audit_events"]
+    assert wb.sheetnames == ["changes", "impacts", "audit_events", "metrics"]
+    assert [c.value for c in next(wb["metrics"].iter_rows())][:3] == ["table", "c0", "c1"]
+    assert {r[0].value for r in list(wb["metrics"].iter_rows())[1:]} == {"teams", "sops", "sources", "weeks"}
     tables = {}
-    for table in wb.sheetnames:
+    for table in wb.sheetnames[:3]:
         ws = wb[table]
         columns = COLUMNS[table]
         rows = list(ws.iter_rows())

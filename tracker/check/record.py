@@ -47,6 +47,7 @@ from tracker.check.state import (
 from tracker.check.streams import record_stream
 from tracker.check.volatile import masked
 from tracker.store.models import Change, CheckState, Snapshot, Source, Version
+from tracker.store.search import index_change, index_version
 
 # Re-exported from tracker.check.state: what callers have always imported from here.
 __all__ = ["KEPT_HEADERS", "NEW", "CHANGED", "UNCHANGED", "NOT_MODIFIED", "FAILED", "RESULTS", "Fetch", "CheckOutcome",
@@ -139,6 +140,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
                       block_count=len(new_blocks), rules=rules.to_json(), rules_hash=rules.hash)
     session.add(version)
     session.flush()
+    index_version(session=session, version=version)
     if baseline is None:
         succeed_check(state, fetch, NEW)
         return CheckOutcome(source.id, NEW, version_id=version.id)
@@ -170,6 +172,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
                     before_id=baseline.id or 0)
     session.add(change)
     session.flush()
+    index_change(session=session, change=change)
     if on_change is not None and not technical:
         on_change(session, change)
     succeed_check(state, fetch, CHANGED)

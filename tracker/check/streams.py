@@ -37,6 +37,7 @@ from tracker.check.state import (
     succeed_check,
 )
 from tracker.store.models import Change, CheckState, Source, StreamEntryRecord, Version
+from tracker.store.search import index_change
 
 # A stream listing more entries than this in one check is cut (the newest kept, in its order).
 MAX_ENTRIES_PER_CHECK = 5000
@@ -179,6 +180,7 @@ def record_stream(*, session: Session, source: Source, state: CheckState, fetch:
             changes.append(change)
     session.flush()
     for change in changes:
+        index_change(session=session, change=change)
         if on_change is not None:
             on_change(session, change)
     result = NEW if baseline and not changes else CHANGED if changes else UNCHANGED

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -43,10 +43,74 @@ def settings() -> Settings:
     return get_settings()
 
 
+def actor(by: str | None) -> str:
+    """Who acts, for the audit trail: --by, else TRACKER_ACTOR, else a clear error."""
+    chosen = by or settings().actor
+    if not chosen:
+        fail("say who is acting, for the audit trail: pass --by EMAIL or set TRACKER_ACTOR=EMAIL")
+    return chosen
+
+
+def _version(value: bool) -> None:
+    if value:
+        import tracker
+
+        typer.echo(f"tracker {tracker.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="print the version and exit")) -> None:
+    """Policy and regulation change tracker.
+
+    Example: tracker sources sync sources.yaml && tracker crawl --all && tracker digest preview
+    """
+
+
+# What an option's value is, in --help, instead of Typer's <str>/<int> type names.
+METAVARS = {"since": "DATE", "until": "DATE", "due": "DATE", "by": "EMAIL", "assignee": "EMAIL",
+            "source": "SOURCE_ID", "sop": "SOP_ID", "team": "TEAM_ID", "limit": "N", "status": "STATUS",
+            "format": "FORMAT", "kind": "KIND", "entity": "TYPE[:ID]", "note": "TEXT", "reason": "TEXT"}
+
+
+def tidy_help(cmd: Any) -> Any:
+    """The click command tree with plain metavars: none on flags, a word saying what a value is elsewhere."""
+    for param in getattr(cmd, "params", []):
+        if param.metavar is not None:
+            continue
+        if getattr(param, "param_type_name", "") == "argument":
+            param.metavar = (param.name or "value").upper()
+            param.display_type_rich = lambda ctx: None  # the name says it; no <int> beside it
+        elif param.is_flag or param.count:
+            param.metavar = ""
+        else:
+            param.metavar = METAVARS.get(param.name or "", (param.name or "value").upper())
+    original = cmd.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = original(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    cmd.get_help_option = help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        tidy_help(sub)
+    return cmd
+
+
+def command() -> Any:
+    """The `tracker` click command, built from the Typer app, with its help tidied."""
+    return tidy_help(typer.main.get_command(app))
+
+
+
+
 def run_app() -> None:
     """Run the app: the one place where an error a user can fix becomes one line and exit 2."""
     try:
-        app()
+        command()(prog_name="tracker")
     except Exception as exc:
         message = user_error(exc)
         if message is None:
@@ -140,6 +204,29 @@ def parse_since(value: str | None) -> datetime | None:
     except ValueError:
         fail(f"--since {value!r} is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T06:00:00Z)")
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_until(value: str | None) -> datetime | None:
+    """The end of a range given on the command line (exclusive); a bare date means the end of that day."""
+    if value is None:
+        return None
+    if len(value) == 10:
+        try:
+            day = datetime.fromisoformat(value).replace(tzinfo=UTC)
+        except ValueError:
+            fail(f"--until {value!r} is not an ISO 8601 date or time (e.g. 2026-11-30 or 2026-11-30T18:00:00Z)")
+        return day + timedelta(days=1)
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--until {value!r} is not an ISO 8601 date or time (e.g. 2026-11-30 or 2026-11-30T18:00:00Z)")
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a range that ends before it starts (it would silently match nothing)."""
+    if since is not None and until is not None and since >= until:
+        fail(f"--since {iso(since)} is not before --until {iso(until)}")
 
 
 def emit_json(data: Any) -> None:

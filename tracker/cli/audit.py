@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.cli.app import app, check_range, emit_json, fail, iso, parse_since, parse_until, session
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -46,13 +46,15 @@ def summarise(before: Any, after: Any) -> str:
 @audit_app.command("log")
 def audit_log(as_json: bool = typer.Option(False, "--json", help="JSON output (an array, newest first)"),
               since: str = typer.Option(None, "--since", help="only events at or after this ISO 8601 time"),
+              until: str = typer.Option(None, "--until", help="before this ISO 8601 date (its end) or time"),
               entity: str = typer.Option(None, "--entity", help="only events on TYPE or TYPE:ID, e.g. impact:12"),
               limit: int = typer.Option(None, "--limit", min=1, help="at most N events (the newest)")) -> None:
     """List audit events, newest first (streamed: long trails are never loaded whole)."""
     from tracker.audit.trail import iter_events
     from tracker.public import audit_event_public
 
-    after = parse_since(since)
+    after, before = parse_since(since), parse_until(until)
+    check_range(after, before)
     entity_type = entity_id = None
     if entity is not None:
         entity_type, sep, rest = entity.partition(":")
@@ -68,6 +70,8 @@ def audit_log(as_json: bool = typer.Option(False, "--json", help="JSON output (a
         for ev in events:
             if limit is not None and shown >= limit:
                 break
+            if before is not None and ev.at >= before:
+                continue  # newest first: the events after the range come first
             if as_json:
                 row = json.dumps(audit_event_public(ev), ensure_ascii=False)
                 sys.stdout.write(("\n" if shown == 0 else ",\n") + row)
@@ -78,7 +82,7 @@ def audit_log(as_json: bool = typer.Option(False, "--json", help="JSON output (a
     if as_json:
         sys.stdout.write("\n]\n" if shown else "]\n")
     elif not shown:
-        typer.echo("no audit events" + (" match" if entity or since else ""))
+        typer.echo("no audit events" + (" match" if entity or since or until else ""))
 
 
 @audit_app.command("verify")

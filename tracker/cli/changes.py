@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tracker.cli.app import app, emit_json, fail, iso, parse_since, session
+from tracker.cli.app import app, check_range, emit_json, fail, iso, parse_since, parse_until, session
 
 changes_app = typer.Typer(help="Detected changes and their diffs.", no_args_is_help=True)
 app.add_typer(changes_app, name="changes")
@@ -12,6 +12,7 @@ app.add_typer(changes_app, name="changes")
 
 @changes_app.command("list")
 def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date or time (UTC if no zone)"),
+                 until: str = typer.Option(None, "--until", help="before this ISO 8601 date (its end) or time"),
                  source: str = typer.Option(None, "--source", help="only this source id"),
                  as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """List detected changes, newest first."""
@@ -20,13 +21,16 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
     from tracker.public import change_public
     from tracker.store.models import Change, Source
 
-    after = parse_since(since)
+    after, before = parse_since(since), parse_until(until)
+    check_range(after, before)
     with session() as s:
         if source and s.get(Source, source) is None:
             fail(f"unknown source id {source!r} (see `tracker sources list`)")
         q = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
         if after is not None:
             q = q.where(Change.detected_at >= after)
+        if before is not None:
+            q = q.where(Change.detected_at < before)
         if source:
             q = q.where(Change.source_id == source)
         rows = list(s.exec(q).all())
@@ -35,7 +39,8 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
         emit_json([change_public(c, kind=kinds.get(c.source_id)) for c in rows])
         return
     if not rows:
-        typer.echo("no changes" + (f" since {iso(after)}" if after else ""))
+        typer.echo("no changes" + (f" since {iso(after)}" if after else "")
+                   + (f" before {iso(before)}" if before else ""))
         return
     for c in rows:
         tech = (" [technical]" if c.technical else "") + (" [cosmetic]" if c.cosmetic else "") + (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tracker.cli.app import app, emit_json, fail, iso, parse_since, session, settings
+from tracker.cli.app import actor, app, check_range, emit_json, fail, iso, parse_since, parse_until, session, settings
 from tracker.impacts.statuses import STATUSES
 
 if TYPE_CHECKING:
@@ -19,7 +19,8 @@ impacts_app = typer.Typer(help="Impacts of changes on SOPs, and the workflow to 
                           no_args_is_help=True)
 app.add_typer(impacts_app, name="impacts")
 
-By = Annotated[str, typer.Option("--by", help="who is acting (email), for the audit trail")]
+By = Annotated[str | None, typer.Option("--by", help="who is acting (email), for the audit trail; "
+                                       "default: TRACKER_ACTOR")]
 Note = Annotated[str | None, typer.Option("--note", help="a note (kept on the impact and in the audit trail)")]
 
 
@@ -60,20 +61,30 @@ def impacts_list(
     source: Annotated[str | None, typer.Option("--source", help="only this source id")] = None,
     assignee: Annotated[str | None, typer.Option("--assignee", help="only impacts assigned to this email")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="only undecided impacts past their due date")] = False,
+    team: Annotated[str | None, typer.Option("--team", help="only impacts on SOPs of this team id")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="raised at or after this ISO 8601 date or time")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="raised before this ISO 8601 date or time")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """List impacts, newest first."""
+    """List impacts, newest first.
+
+    Example: tracker impacts list --team support --since 2026-11-01 --status open
+    """
     from sqlmodel import col, select
 
     from tracker.impacts.statuses import FINAL
     from tracker.impacts.workflow import is_overdue
     from tracker.public import impact_public
     from tracker.store.db import utcnow
-    from tracker.store.models import Impact, Sop, Source
+    from tracker.store.models import Impact, Sop, Source, Team
 
     _check_status(status)
     today = utcnow().date()
+    after, before = parse_since(since), parse_until(until)
+    check_range(after, before)
     with session() as s:
+        if team and s.get(Team, team) is None:
+            fail(f"unknown team id {team!r} (see `tracker sops list`)")
         if sop and s.get(Sop, sop) is None:
             fail(f"unknown SOP id {sop!r} (see `tracker sops list`)")
         if source and s.get(Source, source) is None:
@@ -89,6 +100,12 @@ def impacts_list(
             q = q.where(Impact.assignee == assignee)
         if overdue:
             q = q.where(col(Impact.status).not_in(FINAL), col(Impact.due_date) < today)
+        if team:
+            q = q.join(Sop, col(Sop.id) == col(Impact.sop_id)).where(Sop.team_id == team)
+        if after is not None:
+            q = q.where(col(Impact.created_at) >= after)
+        if before is not None:
+            q = q.where(col(Impact.created_at) < before)
         rows = list(s.exec(q).all())
         changes, sops = _context(s, rows)
     if as_json:
@@ -96,7 +113,8 @@ def impacts_list(
                    for i in rows])
         return
     if not rows:
-        typer.echo("no impacts" + (" matching the filters" if status or sop or source or assignee or overdue else ""))
+        filtered = any((status, sop, source, assignee, overdue, team, since, until))
+        typer.echo("no impacts" + (" matching the filters" if filtered else ""))
         return
     for i in rows:
         late = "  OVERDUE" if is_overdue(i, today=today) else ""
@@ -168,40 +186,53 @@ def _mark(impact_id: int, *, by: str, status: str | None = None, note: str | Non
 @impacts_app.command("mark")
 def impacts_mark(
     impact_id: Annotated[int, typer.Argument(help="the impact id")],
-    by: By,
+    by: By = None,
     status: Annotated[str | None, typer.Option("--status", help=f"new status: {', '.join(STATUSES)}")] = None,
     note: Note = None,
     assignee: Annotated[str | None, typer.Option("--assignee", help="assign to this email ('' unassigns)")] = None,
     due: Annotated[str | None, typer.Option("--due", help="new due date, YYYY-MM-DD")] = None,
 ) -> None:
-    """Change an impact's status, assignee or due date (any combination). Illegal transitions exit 2."""
+    """Change an impact's status, assignee or due date (any combination). Illegal transitions exit 2.
+
+    Example: tracker impacts mark 12 --status in_progress --assignee ana@example.com --by pm@example.com
+    """
     _check_status(status)
-    _mark(impact_id, by=by, status=status, note=note, assignee=assignee, due=_parse_due(due))
+    _mark(impact_id, by=actor(by), status=status, note=note, assignee=assignee, due=_parse_due(due))
 
 
 @impacts_app.command("needs-update")
-def impacts_needs_update(impact_id: Annotated[int, typer.Argument(help="the impact id")], by: By,
+def impacts_needs_update(impact_id: Annotated[int, typer.Argument(help="the impact id")], by: By = None,
                          note: Note = None) -> None:
-    """Mark that the impact's SOP needs updating (the one-command shortcut for open -> needs_update)."""
-    _mark(impact_id, by=by, status="needs_update", note=note)
+    """Mark that the impact's SOP needs updating (the one-command shortcut for open -> needs_update).
+
+    Example: TRACKER_ACTOR=pm@example.com tracker impacts needs-update 12
+    """
+    _mark(impact_id, by=actor(by), status="needs_update", note=note)
 
 
 @impacts_app.command("dismiss")
-def impacts_dismiss(impact_id: Annotated[int, typer.Argument(help="the impact id")], by: By,
-                    reason: Annotated[str, typer.Option("--reason", help="why the SOP needs no change")]) -> None:
-    """Dismiss an impact: the change does not affect the SOP after all (a reason is required)."""
-    _mark(impact_id, by=by, status="dismissed", note=reason)
+def impacts_dismiss(impact_id: Annotated[int, typer.Argument(help="the impact id")],
+                    reason: Annotated[str, typer.Option("--reason", help="why the SOP needs no change")],
+                    by: By = None) -> None:
+    """Dismiss an impact: the change does not affect the SOP after all (a reason is required).
+
+    Example: tracker impacts dismiss 12 --reason "wording only" --by pm@example.com
+    """
+    _mark(impact_id, by=actor(by), status="dismissed", note=reason)
 
 
 @impacts_app.command("note")
 def impacts_note(impact_id: Annotated[int, typer.Argument(help="the impact id")],
-                 text: Annotated[str, typer.Argument(help="the note")], by: By) -> None:
-    """Add a note to an impact."""
+                 text: Annotated[str, typer.Argument(help="the note")], by: By = None) -> None:
+    """Add a note to an impact.
+
+    Example: tracker impacts note 12 "asked legal" --by pm@example.com
+    """
     from tracker.impacts.workflow import WorkflowError, add_note
 
     try:
         with session() as s:
-            note = add_note(session=s, impact_id=impact_id, by=by, text=text,
+            note = add_note(session=s, impact_id=impact_id, by=actor(by), text=text,
                             max_note_chars=settings().max_note_chars)
     except WorkflowError as exc:
         fail(str(exc))
@@ -209,16 +240,19 @@ def impacts_note(impact_id: Annotated[int, typer.Argument(help="the impact id")]
 
 
 @impacts_app.command("mark-change")
-def impacts_mark_change(change_id: Annotated[int, typer.Argument(help="the change id")], by: By,
+def impacts_mark_change(change_id: Annotated[int, typer.Argument(help="the change id")],
                         status: Annotated[str, typer.Option("--status", help="new status for every impact")],
-                        note: Note = None) -> None:
-    """Move every impact of one change to a status at once (all or nothing)."""
+                        by: By = None, note: Note = None) -> None:
+    """Move every impact of one change to a status at once (all or nothing).
+
+    Example: tracker impacts mark-change 7 --status needs_update --by pm@example.com
+    """
     from tracker.impacts.workflow import WorkflowError, mark_change
 
     _check_status(status)
     try:
         with session() as s:
-            done = mark_change(session=s, change_id=change_id, by=by, status=status, note=note,
+            done = mark_change(session=s, change_id=change_id, by=actor(by), status=status, note=note,
                                max_note_chars=settings().max_note_chars)
     except WorkflowError as exc:
         fail(str(exc))

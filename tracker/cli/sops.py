@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tracker.cli.app import app, emit_json, fail, session
+from tracker.cli.syncing import DRY_RUN, YES, settle
 
 if TYPE_CHECKING:
     from tracker.store.models import Sop
@@ -19,8 +20,11 @@ app.add_typer(sops_app, name="sops")
 @sops_app.command("sync")
 def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (teams: and sops:)")],
               by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
-              = "system") -> None:
-    """Validate an SOP file and make the database match it (removed SOPs and teams are disabled)."""
+              = "system", dry_run: bool = DRY_RUN, yes: bool = YES) -> None:
+    """Validate an SOP file and make the database match it (removed SOPs and teams are disabled).
+
+    Example: tracker sops sync sops.yaml --dry-run
+    """
     from sqlmodel import select
 
     from tracker.declare.sops import load_sops_file, sync_sops
@@ -42,18 +46,20 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
         report = sync_sops(session=s, sop_file=sop_file, actor=actor)
         warnings = unmatched_globs(session=s, sops=((p.id, [w.to_json() for w in p.watches])
                                                     for p in sop_file.sops if p.enabled))
-    for tid in report.teams_added:
-        typer.echo(f"  + team {tid}")
-    for tid, changes in report.teams_updated.items():
-        typer.echo(f"  ~ team {tid}: {', '.join(changes)}")
-    for tid in report.teams_disabled:
-        typer.echo(f"  - team {tid} (disabled; kept)")
-    for sid in report.added:
-        typer.echo(f"  + {sid}")
-    for sid, changes in report.updated.items():
-        typer.echo(f"  ~ {sid}: {', '.join(changes)}")
-    for sid in report.disabled:
-        typer.echo(f"  - {sid} (disabled; its impacts and history are kept)")
+        for tid in report.teams_added:
+            typer.echo(f"  + team {tid}")
+        for tid, changes in report.teams_updated.items():
+            typer.echo(f"  ~ team {tid}: {', '.join(changes)}")
+        for tid in report.teams_disabled:
+            typer.echo(f"  - team {tid} (disabled; kept)")
+        for sid in report.added:
+            typer.echo(f"  + {sid}")
+        for sid, changes in report.updated.items():
+            typer.echo(f"  ~ {sid}: {', '.join(changes)}")
+        for sid in report.disabled:
+            typer.echo(f"  - {sid} (disabled; its impacts and history are kept)")
+        if not settle(s, disabled=len(report.disabled) + len(report.teams_disabled), dry_run=dry_run, yes=yes):
+            return
     typer.echo(f"synced {file}: {report.summary()}")
     for warning in warnings:
         typer.echo(f"warning: {warning.message()}")

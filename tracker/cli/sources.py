@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tracker.cli.app import app, emit_json, fail, iso, session, settings
+from tracker.cli.syncing import DRY_RUN, YES, settle
 
 sources_app = typer.Typer(help="Declare and list watched sources.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
@@ -17,8 +18,11 @@ app.add_typer(sources_app, name="sources")
 @sources_app.command("sync")
 def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML file")],
                  by: Annotated[str, typer.Option("--by", help="who is syncing (email), for the audit trail")]
-                 = "system") -> None:
-    """Validate a sources file and make the database match it (removed sources are disabled)."""
+                 = "system", dry_run: bool = DRY_RUN, yes: bool = YES) -> None:
+    """Validate a sources file and make the database match it (removed sources are disabled).
+
+    Example: tracker sources sync sources.yaml --dry-run
+    """
     from spiders import KINDS
     from tracker.declare.sources import load_sources_file, sync_sources
     from tracker.declare.yamlfile import RegistryError
@@ -29,12 +33,14 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
         fail(str(exc))
     with session() as s:
         report = sync_sources(session=s, specs=specs, actor=by)
-    for sid in report.added:
-        typer.echo(f"  + {sid}")
-    for sid, changes in report.updated.items():
-        typer.echo(f"  ~ {sid}: {', '.join(changes)}")
-    for sid in report.disabled:
-        typer.echo(f"  - {sid} (disabled; its history is kept)")
+        for sid in report.added:
+            typer.echo(f"  + {sid}")
+        for sid, changes in report.updated.items():
+            typer.echo(f"  ~ {sid}: {', '.join(changes)}")
+        for sid in report.disabled:
+            typer.echo(f"  - {sid} (disabled; its history is kept)")
+        if not settle(s, disabled=len(report.disabled), dry_run=dry_run, yes=yes):
+            return
     typer.echo(f"synced {file}: {report.summary()}")
 
 

@@ -397,6 +397,10 @@ def run_export(*, session: Session, query: ExportQuery, output: Path, base_url: 
                 n += 1
             sink.close()
             counts[name] = n
+        if query.format == "xlsx":
+            from tracker.export.metrics_sheet import write_metrics_sheet
+
+            write_metrics_sheet(writer=writer, session=session, start=query.start, end=query.end, team=query.team)
         files = writer.finish()
         manifest = _manifest(query=query, generated_at=generated_at, base_url=base_url, counts=counts,
                              files=files, check=check, head_seq=head_seq, session=session,

@@ -31,6 +31,7 @@ from tracker.check.diff import Diff
 from tracker.check.redirects import redirected_host
 from tracker.config import Settings
 from tracker.impacts.statuses import FINAL
+from tracker.impacts.suggest import change_query, dismissed_for, rank, sop_documents
 from tracker.impacts.workflow import is_overdue
 from tracker.notify.email import Mailer, MailError, build_message
 from tracker.notify.render import (
@@ -223,13 +224,19 @@ class _Builder:
                     ~mapped, ~_lists_entries())  # a stream's news is a publication
              .order_by(col(Change.detected_at).desc(), col(Change.id).desc()))
         items: list[ChangeItem] = []
+        docs: dict[str, tuple[str, list[str]]] | None = None
         for change, source in self.session.exec(q).all():
             excerpts, more = excerpts_for(self._diff(change).changes)
+            if docs is None:  # read once per digest: every SOP's title, watches and past impacts
+                docs = sop_documents(self.session)
+            gone = dismissed_for(self.session, change.id or 0)
+            suggested = rank(change_query(change), {k: v for k, v in docs.items() if k not in gone})
             items.append(ChangeItem(
                 change_id=change.id or 0, source_id=source.id, source_name=source.name,
                 source_url=source.final_url or source.url, detected_at=change.detected_at,
                 sections=list(change.sections), added=change.added, removed=change.removed,
-                modified=change.modified, excerpts=excerpts, more_blocks=more))
+                modified=change.modified, excerpts=excerpts, more_blocks=more,
+                suggested=[f"{x.sop_id}: {x.title}" for x in suggested]))
         return items
 
     def _cosmetic(self) -> list[CosmeticSource]:

@@ -89,6 +89,8 @@ class ChangeItem:
     modified: int
     excerpts: list[Excerpt]
     more_blocks: int = 0
+    # SOPs this change may concern ("SOP-ID: title"), best first (tracker.impacts.suggest).
+    suggested: list[str] = field(default_factory=list)
 
 
 @dataclass

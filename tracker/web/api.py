@@ -23,6 +23,7 @@ from tracker.store.models import Change, Sop, Source, Team
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
 from tracker.web.diffview import page_of
+from tracker.web.filters import DateRange, only_filters
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -75,12 +76,16 @@ def me(user: CurrentUser) -> dict[str, Any]:
 
 @router.get("/impacts")
 def impacts(
-    user: CurrentUser, s: ReadSession, team: str = "", source: str = "", status: str = "", assignee: str = ""
+    request: Request, user: CurrentUser, s: ReadSession, team: str = "", source: str = "", status: str = "",
+    assignee: str = "", since: str = "", until: str = "",
 ) -> list[dict[str, Any]]:
-    """Impacts (open ones unless a status is given), overdue first; assignee "-" means unassigned."""
+    """Impacts (open ones unless a status is given), overdue first; assignee "-" means unassigned;
+    since/until (ISO 8601) narrow by when they were raised."""
+    only_filters(request, ("team", "source", "status", "assignee", "since", "until"))
     if status and status not in STATUSES:
         raise HTTPException(400, f"unknown status {status!r}; statuses are {', '.join(STATUSES)}")
-    return [r.to_json() for r in q.impact_rows(s, q.Filters(team, source, status, assignee))]
+    rng = DateRange.parse(since, until)
+    return [r.to_json() for r in q.impact_rows(s, q.Filters(team, source, status, assignee, rng.since, rng.until))]
 
 
 @router.get("/impacts/{impact_id}")
@@ -138,9 +143,13 @@ def post_note(request: Request, impact_id: int, body: NoteIn, user: EditorUser) 
 
 
 @router.get("/changes")
-def changes(user: CurrentUser, s: ReadSession, source: str = "", limit: int = 100) -> list[dict[str, Any]]:
-    """Detected changes, newest first."""
-    return [change_public(c) for c in q.recent_changes(s, source=source, limit=max(1, min(limit, 1000)))]
+def changes(request: Request, user: CurrentUser, s: ReadSession, source: str = "", limit: int = 100,
+            since: str = "", until: str = "") -> list[dict[str, Any]]:
+    """Detected changes, newest first; since/until (ISO 8601) narrow by when they were detected."""
+    only_filters(request, ("source", "since", "until"))
+    rng = DateRange.parse(since, until)
+    return [change_public(c) for c in q.recent_changes(s, source=source, limit=max(1, min(limit, 1000)),
+                                                       since=rng.since, until=rng.until)]
 
 
 @router.get("/changes/{change_id}")
@@ -216,10 +225,14 @@ def source(request: Request, source_id: str, user: CurrentUser, s: ReadSession) 
 
 @router.get("/audit")
 def audit(
-    user: CurrentUser, s: ReadSession, before: int | None = None, limit: int = 100, entity: str = ""
+    request: Request, user: CurrentUser, s: ReadSession, before: int | None = None, limit: int = 100,
+    entity: str = "", since: str = "", until: str = "",
 ) -> list[dict[str, Any]]:
-    """Audit events newest first; `before` pages back by seq; entity "impact:12" narrows."""
-    events = q.audit_page(s, before=before, limit=max(1, min(limit, 1000)), entity=entity)
+    """Audit events newest first; `before` pages back by seq; entity "impact:12" and since/until narrow."""
+    only_filters(request, ("entity", "since", "until"))
+    rng = DateRange.parse(since, until)
+    events = q.audit_page(s, before=before, limit=max(1, min(limit, 1000)), entity=entity, since=rng.since,
+                          until=rng.until)
     return [audit_event_public(e) for e in events]
 
 

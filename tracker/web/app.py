@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_note_chars), refuse=too_large)
 
-    from tracker.web import actions, api, apidocs, auth, feeds, pages, source_pages
+    from tracker.web import actions, api, apidocs, auth, feeds, metrics, pages, search, source_pages, suggestions
 
     app.include_router(auth.router)
     app.include_router(apidocs.router)
@@ -126,5 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(api.router)
     app.include_router(feeds.router)
+    app.include_router(search.router)
+    app.include_router(search.api)
+    app.include_router(metrics.router)
+    app.include_router(suggestions.router)
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "web" / "static")), name="static")
     return app

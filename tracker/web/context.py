@@ -23,6 +23,7 @@ from tracker.paths import templates_dir
 from tracker.store.db import session_scope
 from tracker.web.diffview import ContextRun, UnchangedSections
 from tracker.web.ratelimit import LoginLimiter
+from tracker.web.review import matched_sections, section_anchor
 
 SESSION_COOKIE = "tracker_session"
 LOGIN_COOKIE = "tracker_login"
@@ -88,6 +89,8 @@ def make_env() -> Environment:
     env.filters["http_url"] = lambda u: (
         u if isinstance(u, str) and u.lower().startswith(("http://", "https://")) else ""
     )
+    env.filters["section_anchor"] = section_anchor
+    env.filters["matched_sections"] = matched_sections
     env.tests["blockchange"] = lambda x: isinstance(x, BlockChange)
     env.tests["unchanged_sections"] = lambda x: isinstance(x, UnchangedSections)
     env.tests["context_run"] = lambda x: isinstance(x, ContextRun)

@@ -9,10 +9,13 @@ from sqlmodel import Session, col, select
 from tracker.accounts import ROLES, list_users
 from tracker.check.diff import Diff
 from tracker.impacts.statuses import STATUSES
+from tracker.impacts.suggest import suggest
 from tracker.store.models import Change, Sop, Source, Team, Version
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
 from tracker.web.diffview import build_view
+from tracker.web.filters import DateRange, only_filters
+from tracker.web.review import impact_excerpt, part_anchors, table_of_contents
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,17 +29,23 @@ def dashboard(
     source: str = "",
     status: str = "",
     assignee: str = "",
+    since: str = "",
+    until: str = "",
 ) -> Response:
-    """Open impacts grouped by SOP, overdue first, filterable by team, source, status and assignee."""
+    """Open impacts grouped by SOP, overdue first, filterable by team, source, status, assignee and date raised."""
+    only_filters(request, ("team", "source", "status", "assignee", "since", "until"))
     if status and status not in STATUSES:
         raise Problem(400, f"unknown status {status!r}; statuses are {', '.join(STATUSES)}")
-    filters = q.Filters(team=team, source=source, status=status, assignee=assignee)
+    rng = DateRange.parse(since, until)
+    filters = q.Filters(team=team, source=source, status=status, assignee=assignee, since=rng.since,
+                        until=rng.until)
     rows = q.impact_rows(s, filters)
     return render(
         request,
         "dashboard.html",
         user,
         filters=filters,
+        rng=rng,
         groups=q.dashboard_groups(rows),
         total=len(rows),
         overdue=sum(1 for r in rows if r.overdue),
@@ -47,13 +56,17 @@ def dashboard(
 
 
 @router.get("/changes")
-def changes(request: Request, user: CurrentUser, s: ReadSession, source: str = "") -> Response:
-    """Detected changes, newest first."""
-    rows = q.recent_changes(s, source=source, limit=200)
+def changes(request: Request, user: CurrentUser, s: ReadSession, source: str = "", since: str = "",
+            until: str = "") -> Response:
+    """Detected changes, newest first, of one source and in a date range when asked."""
+    only_filters(request, ("source", "since", "until"))
+    rng = DateRange.parse(since, until)
+    rows = q.recent_changes(s, source=source, limit=200, since=rng.since, until=rng.until)
     counts = {c.id: len(q.impacts_of_change(s, c.id or 0)) for c in rows}
     sources = list(s.exec(select(Source).order_by(col(Source.name))).all())
     return render(
-        request, "changes.html", user, changes=rows, counts=counts, sources=sources, source=source, nav="changes"
+        request, "changes.html", user, changes=rows, counts=counts, sources=sources, source=source, rng=rng,
+        nav="changes",
     )
 
 
@@ -68,6 +81,7 @@ def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSess
     diff = Diff.from_json(change.diff)
     dview = build_view(diff, s.get(Version, change.from_version_id), s.get(Version, change.to_version_id),
                        page=page)
+    impacts = q.impacts_of_change(s, change_id)
     return render(
         request,
         "change.html",
@@ -76,7 +90,10 @@ def change_page(request: Request, change_id: int, user: CurrentUser, s: ReadSess
         source=source,
         dview=dview,
         view="inline" if view == "inline" else "side",
-        impacts=q.impacts_of_change(s, change_id),
+        impacts=impacts,
+        toc=table_of_contents(diff, [r.impact for r in impacts]),
+        anchors=part_anchors(dview.parts),
+        suggestions=[] if impacts else suggest(s, change),
         statuses=STATUSES,
         nav="changes",
     )
@@ -95,6 +112,7 @@ def impact_page(request: Request, impact_id: int, user: CurrentUser, s: ReadSess
         user,
         row=row,
         source=source,
+        excerpt=impact_excerpt(row.impact, row.change),
         notes=q.notes_of(s, impact_id),
         events=q.impact_events(s, impact_id),
         nav="dashboard",
@@ -133,13 +151,17 @@ def sources(request: Request, user: CurrentUser, s: ReadSession) -> Response:
 
 
 @router.get("/audit")
-def audit(request: Request, user: CurrentUser, s: ReadSession, before: int | None = None, entity: str = "") -> Response:
-    """The audit log, newest first, with the verification of its hash chain."""
+def audit(request: Request, user: CurrentUser, s: ReadSession, before: int | None = None, entity: str = "",
+          since: str = "", until: str = "") -> Response:
+    """The audit log, newest first, with the verification of its hash chain; by entity and date range."""
+    only_filters(request, ("entity", "since", "until"))
+    rng = DateRange.parse(since, until)
     with Session(ctx(request).engine) as vs:
         check = q.verification(vs)
-    events = q.audit_page(s, before=before, entity=entity)
+    events = q.audit_page(s, before=before, entity=entity, since=rng.since, until=rng.until)
     older = events[-1].seq if events and events[-1].seq > 1 else None
-    return render(request, "audit.html", user, check=check, events=events, older=older, entity=entity, nav="audit")
+    return render(request, "audit.html", user, check=check, events=events, older=older, entity=entity, rng=rng,
+                  nav="audit")
 
 
 @router.get("/users")

@@ -62,9 +62,11 @@ class Filters:
     source: str = ""
     status: str = ""
     assignee: str = ""
+    since: datetime | None = None  # raised at or after
+    until: datetime | None = None  # raised before
 
     def active(self) -> bool:
-        return any((self.team, self.source, self.status, self.assignee))
+        return any((self.team, self.source, self.status, self.assignee, self.since, self.until))
 
 
 def _rows(session: Session, impacts: list[Impact], today: date) -> list[ImpactRow]:
@@ -98,6 +100,10 @@ def impact_rows(session: Session, filters: Filters, *, today: date | None = None
         q = q.where(Impact.assignee == filters.assignee)
     if filters.team:
         q = q.join(Sop, col(Sop.id) == col(Impact.sop_id)).where(Sop.team_id == filters.team)
+    if filters.since is not None:
+        q = q.where(col(Impact.created_at) >= filters.since)
+    if filters.until is not None:
+        q = q.where(col(Impact.created_at) < filters.until)
     impacts = list(session.exec(q.order_by(col(Impact.id))).all())
     rows = _rows(session, impacts, today)
     rows.sort(key=lambda r: (not r.overdue, r.impact.due_date or date.max, r.impact.id or 0))
@@ -165,11 +171,16 @@ def impact_events(session: Session, impact_id: int) -> list[AuditEvent]:
     )
 
 
-def recent_changes(session: Session, *, source: str = "", limit: int = 100) -> list[Change]:
-    """Changes, newest first."""
+def recent_changes(session: Session, *, source: str = "", limit: int = 100, since: datetime | None = None,
+                   until: datetime | None = None) -> list[Change]:
+    """Changes, newest first, detected in [since, until) when given."""
     q = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc()).limit(limit)
     if source:
         q = q.where(Change.source_id == source)
+    if since is not None:
+        q = q.where(col(Change.detected_at) >= since)
+    if until is not None:
+        q = q.where(col(Change.detected_at) < until)
     return list(session.exec(q).all())
 
 
@@ -250,9 +261,14 @@ def source_health(session: Session, *, default_schedule: str) -> list[SourceHeal
             for s in sources]
 
 
-def audit_page(session: Session, *, before: int | None = None, limit: int = 100, entity: str = "") -> list[AuditEvent]:
-    """Audit events newest first, `limit` at a time, older than seq `before`."""
+def audit_page(session: Session, *, before: int | None = None, limit: int = 100, entity: str = "",
+               since: datetime | None = None, until: datetime | None = None) -> list[AuditEvent]:
+    """Audit events newest first, `limit` at a time, older than seq `before`, in [since, until) when given."""
     q = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
+    if since is not None:
+        q = q.where(col(AuditEvent.at) >= since)
+    if until is not None:
+        q = q.where(col(AuditEvent.at) < until)
     if before is not None:
         q = q.where(AuditEvent.seq < before)
     if entity:
