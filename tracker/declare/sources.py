@@ -23,6 +23,7 @@ from tracker.store.models import CheckState, Source
 # Source kinds: the document kinds (tracker.check.kinds) and the stream kinds (tracker.check.shapes); each must
 # have a spider in spiders/.
 SOURCE_KINDS = (*EXTRACTORS, *STREAMS)
+QUEUE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Whitespace (any Unicode space, CR/LF, tab) and control characters (C0, DEL, C1) have no place in a
 # URL: an HTTP client would send a mangled request line or a different URL than the one declared.
@@ -82,6 +83,16 @@ class SourceSpec(BaseModel):
     query: dict[str, Any] = Field(default_factory=dict)
     # A stream's first check records what it lists as the baseline, unless it backfills from here.
     since: date | None = None
+    # TRACKER_EXECUTOR=celery: the worker queue it must be fetched from (`tracker worker --queues eu`).
+    queue: str | None = None
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, v: str | None) -> str | None:
+        if v is not None and not QUEUE.match(v):
+            raise ValueError("must be a worker queue name: lowercase letters, digits, '-' or '_', at most 40 "
+                             "(e.g. eu); workers fetch it with `tracker worker --queues NAME`")
+        return v
 
     @model_validator(mode="after")
     def _kind_query(self) -> SourceSpec:
@@ -203,6 +214,8 @@ def _options(spec: SourceSpec) -> dict[str, Any]:
         options["query"] = spec.query
     if spec.since:
         options["since"] = spec.since.isoformat()
+    if spec.queue:
+        options["queue"] = spec.queue
     return options
 
 

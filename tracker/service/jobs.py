@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 from tracker.check.record import Fetch, record_check
 from tracker.config import Settings
 from tracker.service import scheduler as sched
+from tracker.service.executor import Executor, make_executor
 from tracker.store.db import make_engine, session_scope, utcnow
 from tracker.store.locks import LockHeld, SchedulerLock, scheduler_lock
 from tracker.store.models import CheckState, JobRun, LeaseHeld, SchedulerState, Source
@@ -146,9 +147,8 @@ class SubprocessCrawler:
         """Run one crawl batch to its end, or kill it after timeout or on abandon."""
         started = time.monotonic()
         with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "tracker", "crawl", *source_ids, "--quiet"],
-                                    env=crawl_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(self.command(source_ids), env=crawl_env(self.settings), stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             killed: str | None = None
             while proc.poll() is None:
                 if abandon.is_set():
@@ -161,6 +161,10 @@ class SubprocessCrawler:
                 abandon.wait(0.1)
             out.seek(0)
             return CrawlResult(proc.returncode, time.monotonic() - started, out.read()[-20000:], killed)
+
+    def command(self, source_ids: list[str]) -> list[str]:
+        """The crawl's command line (a Celery worker adds a guard that dies with it)."""
+        return [sys.executable, "-m", "tracker", "crawl", *source_ids, "--quiet"]
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         # SIGKILL, not SIGTERM: Scrapy's graceful stop would wait for the hung request and then
@@ -234,6 +238,9 @@ class Service:
         self.crawler = self.crawler or SubprocessCrawler(self.settings)
         self.digest_runner = self.digest_runner or run_digest_job
         self.lock: SchedulerLock = scheduler_lock(self.db)
+        # TRACKER_EXECUTOR: crawl due batches here (local) or send them to Celery workers.
+        self.executor: Executor = make_executor(self.settings, engine=self.db, run_batch=self.run_batch,
+                                                clock=self.clock)
         self.scheduler: BackgroundScheduler | None = None
         self.files = [FileWatch(Path(p), kind) for p, kind in
                       ((self.settings.sources_file, "sources"), (self.settings.sops_file, "sops")) if p]
@@ -349,6 +356,7 @@ class Service:
         for watch in self.files:
             self._sync_file(watch)
         self.refresh()
+        self.executor.tick()
 
     def refresh(self, *, force: bool = False) -> sched.ReconcileReport | None:
         """Reconcile the jobs with the sources when the source rows changed (or when forced)."""
@@ -497,7 +505,7 @@ class Service:
                     break
             batch = list(dict.fromkeys(batch))
             try:
-                self.run_batch(batch)
+                self.executor.submit(batch)
             except Exception as exc:
                 event("crawl.batch_failed", logging.ERROR, sources=batch, error=repr(exc))
             finally:

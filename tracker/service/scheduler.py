@@ -281,6 +281,7 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
     overdue impacts."""
     from sqlmodel import col, func, select
 
+    from tracker.service.executor import cluster_status
     from tracker.service.jobs import heartbeat_alive
     from tracker.store.models import CheckState, Impact, JobRun, Lease, SchedulerState
     from tracker.store.models.lease import DIGEST_LEASE
@@ -330,6 +331,8 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
             "lease": _lease_json(session.get(Lease, DIGEST_LEASE), now),
         },
         "last_crawl": _run_json(last_crawl),
+        "executor": settings.executor,
+        "cluster": cluster_status(session=session, now=now),
         "impacts": {"open": open_count, "overdue": overdue},
         "sources": sources,
     }
