@@ -47,11 +47,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, procs: dict[s
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
+            print(f"{time.strftime('%H:%M:%S')} {what}", flush=True)
             return
         time.sleep(0.5)
     tails = {p.name: p.read_text(errors="replace")[-3000:] for p in sorted(logs.glob("*.log"))}
     states = {name: proc.poll() for name, proc in procs.items()}
-    pytest.fail(f"timed out waiting for {what}; exit codes {states}; logs {tails}")
+    pytest.fail(f"timed out waiting for {what}; exit codes {states}; logs {tails}")  # pragma: no cover
 
 
 def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: str, tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: s
             return list(conn.execute(sa.text(sql), params).all())
 
     with ExitStack() as stack:
-        served = [stack.enter_context(serve_counting_site(h)) for h in HOSTS]
+        served = [stack.enter_context(serve_counting_site(h, latency=0.05)) for h in HOSTS]
         sites, stats = [s for s, _ in served], [st for _, st in served]
         sources = sources_for(sites, PER_HOST)
         (tmp_path / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}))
@@ -72,8 +73,11 @@ def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: s
                           TRACKER_SERVICE_POLL_INTERVAL="1", TRACKER_WORKER_HEARTBEAT="1",
                           TRACKER_HOST_LEASE_SECONDS="4", TRACKER_TASK_BATCH="25",
                           TRACKER_BROKER_VISIBILITY_TIMEOUT="20", TRACKER_CRAWL_TIMEOUT="15",
+                          # One crawl never has more than PER_HOST_LIMIT requests in flight (overall, so
+                          # per host too): a higher peak at a site means two crawls on one host at once.
+                          TRACKER_CONCURRENCY=str(PER_HOST_LIMIT),
                           TRACKER_CONCURRENCY_PER_DOMAIN=str(PER_HOST_LIMIT), TRACKER_OBEY_ROBOTS="false",
-                          TRACKER_DOWNLOAD_TIMEOUT="10")
+                          TRACKER_DOWNLOAD_TIMEOUT="10", TRACKER_RECORD_BATCH="1")
         procs: dict[str, subprocess.Popen[bytes]] = {}
         stack.callback(lambda: [stop(p, 30) for p in procs.values()])
         for name in ("worker-a", "worker-b"):

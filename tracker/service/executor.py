@@ -92,8 +92,9 @@ class CeleryExecutor:
         if again:
             self.submit(again)
         with Session(self.engine) as s:
-            unsent = [(t.id, t.queue) for t in s.exec(select(CrawlTask).where(CrawlTask.state == "unsent")
-                                                      .order_by(col(CrawlTask.created_at)))]
+            # Only batches the broker refused: one being sent right now by submit() has no error yet.
+            unsent = [(t.id, t.queue) for t in s.exec(select(CrawlTask).where(
+                CrawlTask.state == "unsent", col(CrawlTask.error).is_not(None)).order_by(col(CrawlTask.created_at)))]
         for task_id, queue in unsent:
             if not self._send(task_id, queue):
                 break
