@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.celery, pytest.mark.slow, pytest.mark.postgres]
 HOSTS = [f"127.0.0.{i}" for i in range(2, 10)]
 PER_HOST = 50
 PER_HOST_LIMIT = 2
+INTERVAL = 40  # seconds: the sources' schedule
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: s
                           TRACKER_SOURCES_FILE=str(tmp_path / "sources.yaml"), TRACKER_SCHEDULE_SPREAD="0",
                           TRACKER_SERVICE_POLL_INTERVAL="1", TRACKER_WORKER_HEARTBEAT="1",
                           TRACKER_HOST_LEASE_SECONDS="4", TRACKER_TASK_BATCH="25",
-                          TRACKER_BROKER_VISIBILITY_TIMEOUT="20", TRACKER_CRAWL_TIMEOUT="15",
+                          TRACKER_BROKER_VISIBILITY_TIMEOUT="100", TRACKER_CRAWL_TIMEOUT="90",
                           # One crawl never has more than PER_HOST_LIMIT requests in flight (overall, so
                           # per host too): a higher peak at a site means two crawls on one host at once.
                           TRACKER_CONCURRENCY=str(PER_HOST_LIMIT),
@@ -101,8 +102,13 @@ def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: s
         for site in sites:
             for doc in ("reddit-community-guidelines", "x-privacy-policy"):
                 site.next(doc)
+        # Start the scheduler just after a due time has passed, so it has a whole interval to send
+        # round 2 (and is stopped) before the next one.
         next_run = max(r[0] for r in q("select next_run_time from apscheduler_jobs where id like 'source:%'"))
-        time.sleep(max(0.0, next_run - time.time() + 0.5))
+        since_boundary = max(0.0, time.time() - next_run) % INTERVAL
+        wait = next_run - time.time() if time.time() < next_run else (
+            0.0 if since_boundary < INTERVAL / 4 else INTERVAL - since_boundary)
+        time.sleep(wait + 0.5)
         round2_start = q("select coalesce(max(created_at), now()) from crawl_task")[0][0]
         procs["run"] = start(["run"], env, tmp_path / "run2.log")
 

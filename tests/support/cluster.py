@@ -87,11 +87,11 @@ def serve_counting_site(host: str, *, latency: float = 0.02) -> Iterator[tuple[P
         server.server_close()
 
 
-def sources_for(sites: list[PolicySite], per_host: int) -> list[dict[str, Any]]:
+def sources_for(sites: list[PolicySite], per_host: int, schedule: str = "40s") -> list[dict[str, Any]]:
     """`per_host` distinct sources on each site, alternating between its two documents."""
     docs = sorted(p.name for p in (FIXTURES / "pga").iterdir() if (p / "index.json").exists())
     return [{"id": f"h{h}-s{i:03d}", "name": f"host {h} source {i}", "url": f"{site.url(docs[i % len(docs)])}?copy={i}",
-             "select": ["article.policy"], "schedule": "20s"}
+             "select": ["article.policy"], "schedule": schedule}
             for h, site in enumerate(sites) for i in range(per_host)]
 
 
@@ -111,3 +111,71 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+class BrokerProxy:
+    """A TCP relay to the broker that can be cut and restored on the same port (a broker outage)."""
+
+    def __init__(self, target: str):
+        from urllib.parse import urlparse
+
+        u = urlparse(target)
+        self.target = (u.hostname or "127.0.0.1", u.port or 6379)
+        self.path = u.path
+        self.scheme = u.scheme
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.server: Any = None
+        self.conns: list[Any] = []
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{self.path}"
+
+    def up(self) -> None:
+        import socket
+        import socketserver
+
+        proxy = self
+
+        class Relay(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                upstream = socket.create_connection(proxy.target)
+                proxy.conns += [self.request, upstream]
+                pump = threading.Thread(target=_pump, args=(upstream, self.request), daemon=True)
+                pump.start()
+                _pump(self.request, upstream)
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Relay)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        for conn in self.conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+def _pump(src: Any, dst: Any) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            try:
+                sock.close()
+            except OSError:
+                pass

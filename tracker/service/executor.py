@@ -82,9 +82,12 @@ class CeleryExecutor:
 
     def submit(self, source_ids: list[str]) -> None:
         """Plan batches for the due sources not already owed to a worker, and send them."""
-        for task_id, queue in self._plan(source_ids):
-            if not self._send(task_id, queue):
-                break  # the broker is down: the rest stay unsent until the next poll
+        planned = self._plan(source_ids)
+        for i, (task_id, queue) in enumerate(planned):
+            if error := self._send(task_id, queue):
+                # The broker is down: the rest stay unsent too, and every poll sends them again.
+                self._mark_unsent([tid for tid, _ in planned[i + 1:]], error)
+                break
 
     def tick(self) -> None:
         """Expire batches that waited too long (sending their sources again), then resend unsent ones."""
@@ -96,7 +99,7 @@ class CeleryExecutor:
             unsent = [(t.id, t.queue) for t in s.exec(select(CrawlTask).where(
                 CrawlTask.state == "unsent", col(CrawlTask.error).is_not(None)).order_by(col(CrawlTask.created_at)))]
         for task_id, queue in unsent:
-            if not self._send(task_id, queue):
+            if self._send(task_id, queue):
                 break
 
     # -- planning ------------------------------------------------------------------------
@@ -119,15 +122,17 @@ class CeleryExecutor:
                 planned.append((task.id, queue))
         return planned
 
-    def _send(self, task_id: str, queue: str) -> bool:
+    def _send(self, task_id: str, queue: str) -> str | None:
+        """Publish one batch; the broker's error when it refused (the batch then stays unsent)."""
         with Session(self.engine) as s:
             task = s.get(CrawlTask, task_id)
             expires = task.expires_at if task else None
         try:
             self.app.send_task(CRAWL_TASK, args=[task_id], queue=queue, expires=expires, retry=False)
         except Exception as exc:  # kombu's OperationalError and friends: the broker is unreachable
-            self._mark_unsent(task_id, f"broker unreachable ({type(exc).__name__}: {exc})"[:500])
-            return False
+            error = f"broker unreachable ({type(exc).__name__}: {exc})"[:500]
+            self._mark_unsent([task_id], error)
+            return error
         with session_scope(self.engine) as s:
             task = s.get(CrawlTask, task_id)
             if task is not None:
@@ -139,12 +144,11 @@ class CeleryExecutor:
             self._broker_down = False
             _event("broker.reachable", broker=_safe(self.settings.broker_url))
         _event("crawl.sent", task=task_id, queue=queue)
-        return True
+        return None
 
-    def _mark_unsent(self, task_id: str, error: str) -> None:
+    def _mark_unsent(self, task_ids: list[str], error: str) -> None:
         with session_scope(self.engine) as s:
-            task = s.get(CrawlTask, task_id)
-            if task is not None:
+            for task in s.exec(select(CrawlTask).where(col(CrawlTask.id).in_(task_ids))):
                 task.error = error
         if not self._broker_down:
             self._broker_down = True
