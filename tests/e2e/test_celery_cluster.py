@@ -96,7 +96,7 @@ def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: s
         # nothing else falls due while the workers crawl.
         wait_for("round 1 sent", all_sent, 60, procs, tmp_path)
         assert stop(procs.pop("run")) == 0
-        wait_for("round 1 checked", lambda: checks_at_least(1), 120, procs, tmp_path)
+        wait_for("round 1 checked", lambda: checks_at_least(1), 240, procs, tmp_path)
         assert q("select max(checks) from check_state")[0][0] == 1
         # One page update everywhere; round 2 is the due time that passed while the scheduler was down.
         for site in sites:
@@ -131,7 +131,7 @@ def test_two_workers_one_killed_every_source_checked_once_per_due_time(pg_url: s
             "select sources from crawl_task where created_at > :t", t=round2_start)) >= len(sources),
             60, procs, tmp_path)
         assert stop(procs.pop("run")) == 0
-        wait_for("round 2 checked", lambda: checks_at_least(2), 150, procs, tmp_path)
+        wait_for("round 2 checked", lambda: checks_at_least(2), 240, procs, tmp_path)
         wait_for("every batch done", lambda: q("select count(*) from crawl_task where state <> 'done'")[0][0] == 0,
                  60, procs, tmp_path)
 

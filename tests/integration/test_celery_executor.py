@@ -88,3 +88,23 @@ def test_an_expired_batch_sends_its_unchecked_sources_again(engine: Engine) -> N
 def test_sources_sync_refuses_a_bad_queue_name(queue: str) -> None:
     with pytest.raises(ValueError, match="worker queue name"):
         SourceSpec(id="s", name="s", url="http://127.0.0.1/", queue=queue)
+
+
+def test_the_cluster_migration_upgrades_and_downgrades(database_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from tracker.store.db import alembic_config, make_engine, upgrade
+
+    upgrade(database_url, "0016")
+    eng = make_engine(database_url)
+    try:
+        assert not {"crawl_task", "crawl_worker"} & set(sa.inspect(eng).get_table_names())
+        upgrade(database_url, "0019")
+        assert {"crawl_task", "crawl_worker"} <= set(sa.inspect(eng).get_table_names())
+        command.downgrade(alembic_config(database_url), "0016")
+        assert not {"crawl_task", "crawl_worker"} & set(sa.inspect(eng).get_table_names())
+        upgrade(database_url, "0019")
+        assert {"crawl_task", "crawl_worker"} <= set(sa.inspect(eng).get_table_names())
+    finally:
+        eng.dispose()

@@ -9,7 +9,8 @@ ends the lease is kept for the host's download delay, so the next batch, on any 
 not start sooner than the delay. A batch whose host is leased elsewhere is retried shortly.
 
 Nothing lost, nothing doubled: the task is acknowledged after its batch is recorded (acks_late);
-a batch received again checks only the sources whose check count has not grown since the
+the batches of a worker that stopped beating are sent again by a live one (rescue_lost); a batch
+received again checks only the sources whose check count has not grown since the
 scheduler made it (tracker.service.executor), and a source is in one host's batch, under that
 host's lease, so it is never checked by two workers at once. Each crawl runs in its own
 subprocess (as under `tracker run`) started through a guard that makes the kernel kill it when
@@ -35,7 +36,7 @@ from sqlmodel import Session, col, select
 
 from tracker.config import Settings
 from tracker.service.celery_app import CRAWL_TASK, make_app
-from tracker.service.executor import host_of, unchecked_of
+from tracker.service.executor import host_of, unchecked_of, worker_alive
 from tracker.service.jobs import CrawlResult, Service, SubprocessCrawler, event
 from tracker.store.db import session_scope, utcnow
 from tracker.store.models import CrawlTask, CrawlWorker, Lease, LeaseHeld, LeaseLost, Source
@@ -114,6 +115,7 @@ class WorkerContext:
     name: str
     queues: list[str]
     concurrency: int
+    app: Any = None
     running: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,8 +192,34 @@ class WorkerContext:
         while not stop.wait(self.settings.worker_heartbeat):
             try:
                 self.beat()
+                self.rescue_lost()
             except Exception as exc:
                 event("worker.heartbeat_failed", logging.ERROR, worker=self.name, error=repr(exc))
+
+    def rescue_lost(self) -> None:
+        """Send again the batches a lost worker (no heartbeat for three intervals) was running.
+
+        The broker would deliver them again too (RabbitMQ at once, Redis only after its visibility
+        timeout); one UPDATE per batch decides which live worker sends it, and the task is
+        idempotent, so a batch delivered both ways is still checked once.
+        """
+        now = utcnow()
+        with Session(self.engine) as s:
+            lost = [w.name for w in s.exec(select(CrawlWorker).where(col(CrawlWorker.stopped_at).is_(None)))
+                    if w.name != self.name and not worker_alive(w, now)]
+        for name in lost:
+            with session_scope(self.engine) as s:
+                tasks = list(s.exec(select(CrawlTask).where(CrawlTask.state == "running", CrawlTask.worker == name)))
+            for task in tasks:
+                with self.engine.begin() as conn:
+                    table: Any = CrawlTask.__table__  # type: ignore[attr-defined]
+                    won = conn.execute(sa.update(table).where(table.c.id == task.id, table.c.state == "running",
+                                                              table.c.worker == name)
+                                       .values(state="queued", worker=None)).rowcount == 1
+                if won and self.app is not None:
+                    self.app.send_task(CRAWL_TASK, args=[task.id], queue=task.queue, expires=task.expires_at)
+                    event("crawl.rescued", logging.WARNING, task=task.id, host=task.host, lost_worker=name,
+                          worker=self.name)
 
 
 def release_after(engine: Engine, lease: HeldLease, delay: float) -> None:
@@ -214,7 +242,7 @@ def run_worker(*, settings: Settings, engine: Engine, queues: list[str], concurr
                loglevel: str = "WARNING") -> int:
     """Run a Celery worker (threads pool: each thread waits on a crawl subprocess) until it is stopped."""
     app = make_app(settings)
-    ctx = WorkerContext(settings=settings, engine=engine, name=name, queues=queues, concurrency=concurrency)
+    ctx = WorkerContext(settings=settings, engine=engine, name=name, queues=queues, concurrency=concurrency, app=app)
 
     def crawl_batch(task: Any, task_id: str) -> str:
         return ctx.run_task(task, task_id)
