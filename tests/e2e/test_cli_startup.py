@@ -36,7 +36,7 @@ NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apsch
                  "apprise"]  # loaded only to send to a team channel
 
 COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "notify", "run", "serve",
-                  "sops", "sources", "status", "users"]
+                  "sops", "sources", "status", "users", "worker"]
 
 CRAWL_AND_LIST_MODULES = """
 import sys
