@@ -140,6 +140,24 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, description="signs session cookies; unset: generated once and stored "
                                    "in the database")
 
+    # Executors: where crawl batches run (docs/scaling.md).
+    executor: Literal["local", "celery"] = Field("local", description="`local`: `tracker run` crawls due batches "
+                                               "itself, one at a time; `celery`: it sends them to "
+                                               "`TRACKER_BROKER_URL` and `tracker worker` processes crawl them")
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="the Celery broker of `TRACKER_EXECUTOR=celery`: "
+                            "`redis://HOST:6379/0` or `amqp://USER:PASS@HOST:5672//`")
+    task_batch: int = Field(100, ge=1, description="most sources in one Celery crawl task (a host's due sources "
+                            "are split into tasks of this size; one host's tasks run one at a time)")
+    task_expires: float = Field(3600.0, gt=0, description="seconds a Celery crawl task may wait for a worker; an "
+                                "expired task is discarded and its unchecked sources sent again")
+    broker_visibility_timeout: float = Field(1200.0, gt=0, description="Redis broker: seconds before a task taken "
+                                             "by a worker that vanished is delivered again (longer than "
+                                             "`TRACKER_CRAWL_TIMEOUT`; RabbitMQ redelivers when the connection drops)")
+    host_lease_seconds: float = Field(30.0, gt=1, description="a worker's claim on a host while it crawls it, "
+                                      "renewed every third of it; a killed worker's host is free this long after")
+    worker_heartbeat: float = Field(10.0, gt=0, description="seconds between a `tracker worker`'s heartbeats "
+                                    "(`tracker status` calls it lost after three missed)")
+
     # Web UI (tracker serve).
     web_secure_cookies: bool = Field(False, description="always mark the session cookie `Secure` (set it behind "
                                      "HTTPS)")
@@ -197,7 +215,7 @@ def _json_list_problems(raw: dict[str, str]) -> list[str]:
 
 
 # Values never echoed in an error: a database URL may hold a password.
-_SECRET = ("database_url", "smtp_password", "secret_key")
+_SECRET = ("database_url", "smtp_password", "secret_key", "broker_url")
 
 
 def _named(exc: ValidationError) -> list[str]:

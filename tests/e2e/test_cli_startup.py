@@ -35,7 +35,7 @@ NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apsch
                  "apprise"]  # loaded only to send to a team channel
 
 COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "metrics", "notify", "run",
-                  "search", "serve", "sops", "sources", "status", "users"]
+                  "search", "serve", "sops", "sources", "status", "users", "worker"]
 
 CRAWL_AND_LIST_MODULES = """
 import sys

@@ -20,6 +20,7 @@ from tracker.cli import (  # noqa: F401  (registers commands)  # noqa: F401  (re
     sources,
     status,
     users,
+    worker,
 )
 from tracker.cli.app import app, run_app
 

@@ -61,6 +61,7 @@ def _print(data: dict[str, Any], now: datetime) -> None:
         # Someone is sending right now (the service, or a `tracker digest --send`): who, to find them.
         typer.echo(f"           sending now: lease held by {lease['host']}, pid {lease['pid']}, "
                    f"since {iso(lease['since'])}, until {iso(lease['until'])}")
+    _print_cluster(data, now)
     imp = data["impacts"]
     typer.echo(f"impacts:   {imp['open']} open, {imp['overdue']} overdue")
     sources = data["sources"]
@@ -76,3 +77,22 @@ def _print(data: dict[str, Any], now: datetime) -> None:
         if src["last_error"]:
             typer.echo(f"{'':36} failing since {iso(src['error_since'])} ({src['consecutive_failures']}x): "
                        f"{src['last_error']}")
+
+
+def _print_cluster(data: dict[str, Any], now: datetime) -> None:
+    """Celery workers (queues, last heartbeat, lost ones), batches by state, a broker outage."""
+    cl = data["cluster"]
+    if data["executor"] != "celery" and not cl["workers"]:
+        return
+    t = cl["tasks"]
+    typer.echo(f"executor:  {data['executor']}; batches {t['queued']} queued, {t['running']} running, "
+               f"{t['unsent']} unsent")
+    if broker := cl["broker"]:
+        typer.echo(f"broker:    UNREACHABLE since {iso(broker['since'])}: crawling paused, {broker['unsent']} "
+                   f"batch(es) kept and sent when it answers ({broker['error']})")
+    for w in cl["workers"]:
+        state = {"running": "running", "stopped": "stopped", "lost": "LOST (no heartbeat; its batches are "
+                 "delivered again)"}[w["state"]]
+        busy = f"; crawling {', '.join(w['running'])}" if w["running"] and w["state"] == "running" else ""
+        typer.echo(f"worker:    {w['name']} {state}; queues {','.join(w['queues'])}; "
+                   f"last heartbeat {_ago(w['heartbeat_at'], now)}{busy}")

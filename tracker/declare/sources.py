@@ -27,6 +27,7 @@ from tracker.declare.yamlfile import RegistryError, load_yaml, validate_entries
 from tracker.store.db import utcnow
 from tracker.store.models import CheckState, Source
 
+QUEUE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 # Whitespace (any Unicode space, CR/LF, tab) and control characters (C0, DEL, C1) have no place in a
 # URL: an HTTP client would send a mangled request line or a different URL than the one declared.
@@ -90,6 +91,17 @@ class SourceSpec(BaseModel):
     query: dict[str, Any] = Field(default_factory=dict)
     # A stream's first check records what it lists as the baseline, unless it backfills from here.
     since: date | None = None
+    # TRACKER_EXECUTOR=celery: the worker queue it must be fetched from (`tracker worker --queues eu`).
+    queue: str | None = None
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, v: str | None) -> str | None:
+        if v is not None and not QUEUE.match(v):
+            raise ValueError("must be a worker queue name: lowercase letters, digits, '-' or '_', at most 40 "
+                             "(e.g. eu); workers fetch it with `tracker worker --queues NAME`")
+        return v
+
     # Regular expressions over block text taken out of comparison (tracker.check.volatile).
     ignore: list[str] = Field(default_factory=list)
     # quiet: an A -> B -> A within flapping_window days opens no impacts (tracker.check.reverts).
@@ -246,6 +258,8 @@ def _options(spec: SourceSpec) -> dict[str, Any]:
         options["flapping"] = spec.flapping
     if spec.flapping_window is not None:
         options["flapping_window"] = spec.flapping_window
+    if spec.queue:
+        options["queue"] = spec.queue
     return options
 
 

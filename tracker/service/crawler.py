@@ -62,9 +62,8 @@ class SubprocessCrawler:
         """Run one crawl batch to its end, or kill it after timeout or on abandon."""
         started = time.monotonic()
         with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "tracker", "crawl", *source_ids, "--quiet"],
-                                    env=crawl_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(self.command(source_ids), env=crawl_env(self.settings), stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             killed: str | None = None
             while proc.poll() is None:
                 if abandon.is_set():
@@ -77,6 +76,10 @@ class SubprocessCrawler:
                 abandon.wait(0.1)
             out.seek(0)
             return CrawlResult(proc.returncode, time.monotonic() - started, out.read()[-20000:], killed)
+
+    def command(self, source_ids: list[str]) -> list[str]:
+        """The crawl's command line (a Celery worker adds a guard that dies with it)."""
+        return [sys.executable, "-m", "tracker", "crawl", *source_ids, "--quiet"]
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         # SIGKILL, not SIGTERM: Scrapy's graceful stop would wait for the hung request and then

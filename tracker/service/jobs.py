@@ -37,6 +37,7 @@ from tracker.check.state import Fetch
 from tracker.config import Settings
 from tracker.service import scheduler as sched
 from tracker.service.crawler import CRAWL_INTERRUPTED, CrawlResult, SubprocessCrawler
+from tracker.service.executor import Executor, make_executor
 from tracker.service.files import FileWatch, apply_file
 from tracker.service.logs import event
 from tracker.store.db import make_engine, session_scope, utcnow
@@ -85,6 +86,9 @@ class Service:
         self.crawler = self.crawler or SubprocessCrawler(self.settings)
         self.digest_runner = self.digest_runner or run_digest_job
         self.lock: SchedulerLock = scheduler_lock(self.db)
+        # TRACKER_EXECUTOR: crawl due batches here (local) or send them to Celery workers.
+        self.executor: Executor = make_executor(self.settings, engine=self.db, run_batch=self.run_batch,
+                                                clock=self.clock)
         self.scheduler: BackgroundScheduler | None = None
         self.files = [FileWatch(Path(p), kind) for p, kind in
                       ((self.settings.sources_file, "sources"), (self.settings.sops_file, "sops")) if p]
@@ -200,6 +204,7 @@ class Service:
         for watch in self.files:
             self._sync_file(watch)
         self.refresh()
+        self.executor.tick()
 
     def refresh(self, *, force: bool = False) -> sched.ReconcileReport | None:
         """Reconcile the jobs with the sources when the source rows changed (or when forced)."""
@@ -331,7 +336,7 @@ class Service:
                     break
             batch = list(dict.fromkeys(batch))
             try:
-                self.run_batch(batch)
+                self.executor.submit(batch)
             except Exception as exc:
                 event("crawl.batch_failed", logging.ERROR, sources=batch, error=repr(exc))
             finally:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from tracker.config import Settings
+from tracker.service.executor import cluster_status
 from tracker.service.scheduler import (
     DIGEST_JOB,
     DIGEST_RETRY_JOB,
@@ -82,6 +83,8 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
             "lease": _lease_json(session.get(Lease, DIGEST_LEASE), now),
         },
         "last_crawl": _run_json(last_crawl),
+        "executor": settings.executor,
+        "cluster": cluster_status(session=session, now=now),
         "impacts": {"open": open_count, "overdue": overdue},
         "sources": sources,
     }
