@@ -23,6 +23,10 @@ def body_limit(max_note_chars: int) -> int:
     return OTHER_FIELDS + BYTES_PER_CHAR * max_note_chars
 
 
+# How much of a refused body is read and dropped so that the client sees the 413 (never kept).
+DRAIN_BYTES = 8 * 1024 * 1024
+
+
 class BodyLimit:
     """ASGI middleware: bodies over `max_bytes` get `refuse(request, max_bytes)` instead of the app."""
 
@@ -36,16 +40,16 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, more=True)
             return
-        body = await self._read(receive)
+        body, more = await self._read(receive)
         if body is None:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, more=more)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, receive: Receive) -> bytes | None:
-        """The whole body, or None as soon as it passes the cap."""
+    async def _read(self, receive: Receive) -> tuple[bytes | None, bool]:
+        """The whole body, or None as soon as it passes the cap; and whether more of it is coming."""
         chunks: list[bytes] = []
         size, more = 0, True
         while more:
@@ -54,13 +58,22 @@ class BodyLimit:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                return None
-            chunks.append(chunk)
             more = message.get("more_body", False)
-        return b"".join(chunks)
+            if size > self.max_bytes:
+                return None, more
+            chunks.append(chunk)
+        return b"".join(chunks), False
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, more: bool) -> None:
+        # Read (and drop) a bounded part of what is still coming before answering: a socket closed with
+        # unread bytes is reset by the kernel, and the reset can reach the client before the 413 does.
+        drained = 0
+        while more and drained <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False)
         response = await self.refuse(Request(scope), self.max_bytes)
         response.headers["Connection"] = "close"  # the rest of the body is not read
         await response(scope, receive, send)
