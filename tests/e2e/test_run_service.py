@@ -289,6 +289,7 @@ KILLED_MID_CHECK = """
 import sys, time
 from pathlib import Path
 from tracker.store.db import make_engine, session_scope
+from spiders import KINDS
 from tracker.check.state import Fetch
 from tracker.check.record import record_check
 from tracker.store.models import Source
