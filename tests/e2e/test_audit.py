@@ -465,9 +465,38 @@ def test_postgres_disabled_trigger_is_reported(db_url: str, engine: Engine) -> N
     assert any("audit_event_no_update_delete is disabled" in w for w in result.warnings)
     out = run_tracker(db_url, "audit", "verify")
     assert out.returncode == 1 and "warning: the append-only trigger" in out.stderr
+    assert "tracker audit restore-triggers" in out.stderr
+    assert_restored(db_url, engine, ["enabled audit_event_no_update_delete", "enabled audit_event_no_truncate"])
+
+
+def test_postgres_dropped_trigger_is_restored(db_url: str, engine: Engine) -> None:
+    if not is_pg(db_url):
+        pytest.skip("PostgreSQL's trigger (test_sqlite_dropped_trigger_is_reported covers SQLite)")
+    fill(engine, 2)
     with engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
+        conn.execute(sa.text("DROP TRIGGER audit_event_no_truncate ON audit_event"))
+    assert check(engine).warnings == ("the append-only trigger audit_event_no_truncate is missing: recreate it "
+                                      "with `tracker audit restore-triggers`, then investigate",)
+    assert_restored(db_url, engine, ["created audit_event_no_truncate"])
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="append-only: TRUNCATE refused"):
+        conn.execute(sa.text("TRUNCATE audit_event"))
+
+
+def assert_restored(db_url: str, engine: Engine, done: list[str]) -> None:
+    """`tracker audit restore-triggers` puts the triggers back, says what it did, audits it, and is idempotent."""
+    out = run_tracker(db_url, "audit", "restore-triggers", "--by", "admin@example.com")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:len(done)] == done
     assert check(engine).warnings == ()
+    events = rows(engine)
+    last = events[max(events)]
+    assert last["action"] == "audit.triggers_restored" and last["actor"] == "admin@example.com"
+    assert last["after"] == {"restored": done}
+    with engine.begin() as conn, pytest.raises(sa.exc.DBAPIError, match="append-only: UPDATE refused"):
+        conn.execute(sa.text("UPDATE audit_event SET actor = 'mallory@example.com' WHERE seq = 1"))
+    again = run_tracker(db_url, "audit", "restore-triggers")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert max(rows(engine)) == last["seq"]
 
 
 def test_sqlite_dropped_trigger_is_reported(db_url: str, engine: Engine) -> None:
@@ -484,12 +513,11 @@ def test_sqlite_dropped_trigger_is_reported(db_url: str, engine: Engine) -> None
     result = check(engine)
     assert not result.ok and result.bad_seq == 2
     assert result.warnings == ("the append-only trigger audit_event_no_update is missing: recreate it "
-                               "(as migration 0008 does), then investigate",)
+                               "with `tracker audit restore-triggers`, then investigate",)
     out = run_tracker(db_url, "audit", "verify")
     assert out.returncode == 1 and "warning: the append-only trigger audit_event_no_update is missing" in out.stderr
-    with engine.begin() as conn:
-        conn.execute(sa.text(sql))
-    assert check(engine).warnings == ()
+    assert sql.startswith("CREATE TRIGGER")
+    assert_restored(db_url, engine, ["created audit_event_no_update"])
 
 
 def sqlite_triggers(engine: Engine) -> set[str]:

@@ -305,8 +305,9 @@ def _warnings(session: Session) -> tuple[str, ...]:
         present = set(session.execute(sa.text(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'")).scalars())
         # `tracker db upgrade` does not help when the database is already at 0008 (its version stays).
-        return tuple(f"the append-only trigger {name} is missing: recreate it (as migration 0008 does), "
-                     "then investigate" for name in SQLITE_APPEND_ONLY_TRIGGERS if name not in present)
+        return tuple(f"the append-only trigger {name} is missing: recreate it with `tracker audit "
+                     "restore-triggers`, then investigate" for name in SQLITE_APPEND_ONLY_TRIGGERS
+                     if name not in present)
     if dialect != "postgresql":
         return ()
     rows = session.execute(sa.text(
@@ -316,24 +317,64 @@ def _warnings(session: Session) -> tuple[str, ...]:
     out = []
     for name in ("audit_event_no_update_delete", "audit_event_no_truncate"):
         if name not in states:
-            out.append(f"the append-only trigger {name} is missing: run `tracker db upgrade`, then investigate")
+            out.append(f"the append-only trigger {name} is missing: recreate it with `tracker audit "
+                       "restore-triggers`, then investigate")
         elif states[name] == "D":
-            out.append(f"the append-only trigger {name} is disabled: "
-                       "ALTER TABLE audit_event ENABLE TRIGGER USER, then investigate")
+            out.append(f"the append-only trigger {name} is disabled: enable it with `tracker audit "
+                       "restore-triggers` (ALTER TABLE audit_event ENABLE TRIGGER USER), then investigate")
     return tuple(out)
 
 
-# Trigger that makes the table append-only on PostgreSQL (installed by migration 0002).
-PG_APPEND_ONLY_SQL = """
+# The append-only triggers as migrations 0002 (PostgreSQL) and 0008 (SQLite) install them; the migrations
+# keep their own frozen copies, these are what `tracker audit restore-triggers` puts back.
+PG_APPEND_ONLY_FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
   RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP;
 END;
-$$ LANGUAGE plpgsql;
-CREATE TRIGGER audit_event_no_update_delete
-  BEFORE UPDATE OR DELETE ON audit_event
-  FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
-CREATE TRIGGER audit_event_no_truncate
-  BEFORE TRUNCATE ON audit_event
-  FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
-"""
+$$ LANGUAGE plpgsql"""
+PG_APPEND_ONLY_TRIGGERS = {
+    "audit_event_no_update_delete": "BEFORE UPDATE OR DELETE ON audit_event FOR EACH ROW",
+    "audit_event_no_truncate": "BEFORE TRUNCATE ON audit_event FOR EACH STATEMENT",
+}
+
+
+def _sqlite_trigger_sql(name: str) -> str:
+    verb = "UPDATE" if name.endswith("update") else "DELETE"
+    return (f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {verb} ON audit_event\n"
+            f"BEGIN\n"
+            f"  SELECT RAISE(ABORT, 'audit_event is append-only: {verb} refused; "
+            f"record a correction as a new event');\n"
+            f"END")
+
+
+def restore_append_only(session: Session, *, actor: str = SYSTEM) -> list[str]:
+    """Put back (or re-enable) the append-only triggers that are missing or disabled; audited when any was.
+
+    Returns what was done, one line per trigger ("created NAME" / "enabled NAME"); empty when all were in place.
+    """
+    dialect = session.get_bind().dialect.name
+    done: list[str] = []
+    if dialect == "sqlite":
+        present = set(session.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_event'")).scalars())
+        for name in SQLITE_APPEND_ONLY_TRIGGERS:
+            if name not in present:
+                session.execute(sa.text(_sqlite_trigger_sql(name)))
+                done.append(f"created {name}")
+    elif dialect == "postgresql":
+        states = {str(r[0]): str(r[1]) for r in session.execute(sa.text(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'audit_event'::regclass "
+            "AND NOT tgisinternal")).all()}
+        for name, when in PG_APPEND_ONLY_TRIGGERS.items():
+            if name not in states:
+                session.execute(sa.text(PG_APPEND_ONLY_FUNCTION))
+                session.execute(sa.text(f"CREATE TRIGGER {name} {when} EXECUTE FUNCTION audit_event_append_only()"))
+                done.append(f"created {name}")
+            elif states[name] == "D":
+                session.execute(sa.text(f"ALTER TABLE audit_event ENABLE TRIGGER {name}"))
+                done.append(f"enabled {name}")
+    if done:
+        append_event(session=session, actor=actor, action="audit.triggers_restored", entity_type="audit",
+                     entity_id="audit_event", after={"restored": done})
+    return done

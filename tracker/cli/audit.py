@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from tracker.cli.app import app, check_range, emit_json, fail, iso, parse_since, parse_until, session
+from tracker.cli.app import app, check_range, emit_json, fail, iso, parse_since, parse_until, session, settings
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -122,3 +122,23 @@ def audit_verify(expect_head: str = typer.Option(
         typer.echo(f"{result.count} events verified before it", err=True)
     if not result.ok:
         raise typer.Exit(EXIT_BROKEN)
+
+
+@audit_app.command("restore-triggers")
+def audit_restore_triggers(by: str = typer.Option(None, "--by", help="who restores them, for the audit trail "
+                                                                      "(default: TRACKER_ACTOR, else system)")) -> None:
+    """Put back the append-only triggers of the audit trail when `tracker audit verify` warns they are missing
+    or disabled (audited as audit.triggers_restored).
+
+    Example: tracker audit restore-triggers --by admin@example.com && tracker audit verify
+    """
+    from tracker.audit.trail import SYSTEM, restore_append_only
+
+    with session() as s:
+        done = restore_append_only(s, actor=by or settings().actor or SYSTEM)
+    if not done:
+        typer.echo("the append-only triggers are all in place: nothing to do")
+        return
+    for line in done:
+        typer.echo(line)
+    typer.echo("recorded as audit.triggers_restored; run `tracker audit verify`, and find out who removed them")
