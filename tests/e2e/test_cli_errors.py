@@ -103,3 +103,19 @@ def test_export_onto_a_full_disk_is_one_line(db_url: str, engine: Engine, small_
     line = one_line_error(r)
     assert "No space left on device" in line
     assert list(small_disk.iterdir()) == []  # the partial export is cleaned up
+
+
+def test_users_commands_take_the_actor_from_tracker_actor(engine: Engine, db_url: str) -> None:
+    """`tracker users …` records --by, else TRACKER_ACTOR, else system, like the impacts commands."""
+    from sqlmodel import Session, col, select
+
+    from tracker.store.models import AuditEvent
+
+    r = tracker_with_stdin(db_url, "users", "add", "new@example.com", "--role", "viewer", "--password-stdin",
+                           stdin="a long enough password\n", TRACKER_ACTOR="ops@example.com")
+    assert r.returncode == 0, r.stderr
+    assert run_tracker(db_url, "users", "role", "new@example.com", "editor", "--by", "lead@example.com").returncode == 0
+    assert run_tracker(db_url, "users", "disable", "new@example.com").returncode == 0
+    with Session(engine) as s:
+        got = [(e.action, e.actor) for e in s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()]
+    assert [actor for _, actor in got] == ["ops@example.com", "lead@example.com", "system"], got

@@ -6,12 +6,17 @@ import sys
 
 import typer
 
-from tracker.cli.app import app, emit_json, fail, iso, session
+from tracker.cli.app import app, emit_json, fail, iso, session, settings
 
 users_app = typer.Typer(help="Web UI users and their roles (viewer, editor, admin).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
 _ROLE_HELP = "viewer (reads), editor (also marks impacts), admin (also manages users)"
+
+
+def _actor(by: str | None) -> str:
+    """Who acts, for the audit trail: --by, else TRACKER_ACTOR, else system (users are often added by setup scripts)."""
+    return by or settings().actor or "system"
 
 
 def _password(from_stdin: bool) -> str:
@@ -32,7 +37,7 @@ def users_add(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="read the password from the first line of stdin"
     ),
-    by: str = typer.Option("system", "--by", help="who is adding the user (audit actor)"),
+    by: str | None = typer.Option(None, "--by", help="who is adding the user (audit actor; default: TRACKER_ACTOR, else system)"),
 ) -> None:
     """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash."""
     from tracker.accounts import ROLES, UserError, add_user
@@ -42,7 +47,7 @@ def users_add(
     password = _password(password_stdin)
     try:
         with session() as s:
-            user = add_user(session=s, email=email, password=password, role=role, by=by)
+            user = add_user(session=s, email=email, password=password, role=role, by=_actor(by))
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"added {user.email} as {user.role}")
@@ -52,14 +57,14 @@ def users_add(
 def users_role(
     email: str = typer.Argument(..., help="the user's email address"),
     role: str = typer.Argument(..., help=_ROLE_HELP),
-    by: str = typer.Option("system", "--by", help="who is changing the role (audit actor)"),
+    by: str | None = typer.Option(None, "--by", help="who is changing the role (audit actor; default: TRACKER_ACTOR, else system)"),
 ) -> None:
     """Give a user another role."""
     from tracker.accounts import UserError, set_role
 
     try:
         with session() as s:
-            user = set_role(session=s, email=email, role=role, by=by)
+            user = set_role(session=s, email=email, role=role, by=_actor(by))
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"{user.email} is now {user.role}")
@@ -71,7 +76,7 @@ def users_password(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="read the password from the first line of stdin"
     ),
-    by: str = typer.Option("system", "--by", help="who is resetting the password (audit actor)"),
+    by: str | None = typer.Option(None, "--by", help="who is resetting the password (audit actor; default: TRACKER_ACTOR, else system)"),
 ) -> None:
     """Set a user's password (prompted, or --password-stdin); their open sessions stop working."""
     from tracker.accounts import UserError, set_password
@@ -79,7 +84,7 @@ def users_password(
     password = _password(password_stdin)
     try:
         with session() as s:
-            user = set_password(session=s, email=email, password=password, by=by)
+            user = set_password(session=s, email=email, password=password, by=_actor(by))
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"password of {user.email} changed")
@@ -88,19 +93,19 @@ def users_password(
 @users_app.command("disable")
 def users_disable(
     email: str = typer.Argument(..., help="the user's email address"),
-    by: str = typer.Option("system", "--by", help="who is disabling the user (audit actor)"),
+    by: str | None = typer.Option(None, "--by", help="who is disabling the user (audit actor; default: TRACKER_ACTOR, else system)"),
 ) -> None:
     """Stop a user from logging in (their open sessions stop working too)."""
-    _enable(email, False, by)
+    _enable(email, False, _actor(by))
 
 
 @users_app.command("enable")
 def users_enable(
     email: str = typer.Argument(..., help="the user's email address"),
-    by: str = typer.Option("system", "--by", help="who is enabling the user (audit actor)"),
+    by: str | None = typer.Option(None, "--by", help="who is enabling the user (audit actor; default: TRACKER_ACTOR, else system)"),
 ) -> None:
     """Let a disabled user log in again."""
-    _enable(email, True, by)
+    _enable(email, True, _actor(by))
 
 
 def _enable(email: str, enabled: bool, by: str) -> None:
