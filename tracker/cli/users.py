@@ -11,6 +11,7 @@ from tracker.cli.app import app, emit_json, fail, iso, session, settings
 users_app = typer.Typer(help="Web UI users and their roles (viewer, editor, admin).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
+_BY = "who is {} (audit actor; default: TRACKER_ACTOR, else system)"
 _ROLE_HELP = "viewer (reads), editor (also marks impacts), admin (also manages users)"
 
 
@@ -37,7 +38,7 @@ def users_add(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="read the password from the first line of stdin"
     ),
-    by: str | None = typer.Option(None, "--by", help="who is adding the user (audit actor; default: TRACKER_ACTOR, else system)"),
+    by: str | None = typer.Option(None, "--by", help=_BY.format("adding the user")),
 ) -> None:
     """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash."""
     from tracker.accounts import ROLES, UserError, add_user
@@ -57,7 +58,7 @@ def users_add(
 def users_role(
     email: str = typer.Argument(..., help="the user's email address"),
     role: str = typer.Argument(..., help=_ROLE_HELP),
-    by: str | None = typer.Option(None, "--by", help="who is changing the role (audit actor; default: TRACKER_ACTOR, else system)"),
+    by: str | None = typer.Option(None, "--by", help=_BY.format("changing the role")),
 ) -> None:
     """Give a user another role."""
     from tracker.accounts import UserError, set_role
@@ -76,7 +77,7 @@ def users_password(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="read the password from the first line of stdin"
     ),
-    by: str | None = typer.Option(None, "--by", help="who is resetting the password (audit actor; default: TRACKER_ACTOR, else system)"),
+    by: str | None = typer.Option(None, "--by", help=_BY.format("resetting the password")),
 ) -> None:
     """Set a user's password (prompted, or --password-stdin); their open sessions stop working."""
     from tracker.accounts import UserError, set_password
@@ -93,7 +94,7 @@ def users_password(
 @users_app.command("disable")
 def users_disable(
     email: str = typer.Argument(..., help="the user's email address"),
-    by: str | None = typer.Option(None, "--by", help="who is disabling the user (audit actor; default: TRACKER_ACTOR, else system)"),
+    by: str | None = typer.Option(None, "--by", help=_BY.format("disabling the user")),
 ) -> None:
     """Stop a user from logging in (their open sessions stop working too)."""
     _enable(email, False, _actor(by))
@@ -102,7 +103,7 @@ def users_disable(
 @users_app.command("enable")
 def users_enable(
     email: str = typer.Argument(..., help="the user's email address"),
-    by: str | None = typer.Option(None, "--by", help="who is enabling the user (audit actor; default: TRACKER_ACTOR, else system)"),
+    by: str | None = typer.Option(None, "--by", help=_BY.format("enabling the user")),
 ) -> None:
     """Let a disabled user log in again."""
     _enable(email, True, _actor(by))
