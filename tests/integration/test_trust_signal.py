@@ -255,3 +255,44 @@ def test_the_digest_lists_cosmetic_changes_in_one_line_per_source(session: Sessi
     rendered = render_digest(content, base_url="http://tracker.example", timezone="UTC")
     assert "- x: 1 cosmetic change, latest 2026-11-02 10:30" in rendered.text
     assert "Cosmetic changes" in rendered.html
+
+
+def test_migration_0017_downgrades_with_impacts_referencing_changes(database_url: str) -> None:
+    """SQLite rebuilds `change` to drop 0017's columns; rows of other tables that reference it (impacts) must not
+    stop that, and nothing is lost."""
+    from alembic import command
+
+    from tracker.store.db import alembic_config, make_engine, upgrade
+
+    upgrade(database_url)
+    eng = make_engine(database_url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(sa.text("INSERT INTO source (id, name, url, kind, \"select\", remove, tags, options, enabled,"
+                                 " created_at, updated_at) VALUES ('s', 'S', 'https://e.x', 'html', '[]', '[]', '[]',"
+                                 " '{}', true, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+            for vid in (1, 2):
+                conn.execute(sa.text("INSERT INTO version (id, source_id, created_at, text_hash, blocks, block_count,"
+                                     " rules, rules_hash) VALUES (:id, 's', '2026-01-01 00:00:00', :h, '{}', 0, '{}',"
+                                     " 'r')"), {"id": vid, "h": str(vid)})
+            conn.execute(sa.text("INSERT INTO change (id, source_id, from_version_id, to_version_id, detected_at,"
+                                 " technical, cosmetic, quiet, sections, added, removed, modified, diff) VALUES (1,"
+                                 " 's', 1, 2, '2026-01-05 00:00:00', false, false, false, '[]', 0, 0, 1, '{}')"))
+            conn.execute(sa.text("INSERT INTO sop (id, title, owner, watches, enabled, created_at, updated_at) VALUES"
+                                 " ('p', 'P', 'o@example.com', '[]', true, '2026-01-01 00:00:00',"
+                                 " '2026-01-01 00:00:00')"))
+            conn.execute(sa.text("INSERT INTO impact (id, change_id, sop_id, source_id, status, reasons, created_at,"
+                                 " updated_at) VALUES (1, 1, 'p', 's', 'open', '[]', '2026-01-05 00:00:00',"
+                                 " '2026-01-05 00:00:00')"))
+        command.downgrade(alembic_config(database_url), "0016")
+        with eng.connect() as conn:
+            assert conn.execute(sa.text("SELECT change_id FROM impact")).scalars().all() == [1]
+            assert conn.execute(sa.text("SELECT to_version_id FROM change")).scalars().all() == [2]
+        upgrade(database_url)
+        with eng.connect() as conn:
+            assert conn.execute(sa.text("SELECT id, cosmetic FROM change")).all() == [(1, False)]
+            if eng.dialect.name == "sqlite":
+                assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+                assert conn.execute(sa.text("PRAGMA foreign_key_check")).all() == []
+    finally:
+        eng.dispose()
