@@ -29,7 +29,10 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379"
 def broker_url() -> str:
     """A reachable broker for one test (a random Redis database), or skip — and fail in CI."""
     base = os.environ.get(BROKER_ENV, DEFAULT_BROKER).rstrip("/")
-    url = f"{base}/{random.randint(1, 15)}" if base.startswith("redis") and base.count("/") == 2 else base
+    # Under pytest-xdist each worker draws from its own five databases, so parallel cluster tests never share one.
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 3
+    db = 1 + 5 * worker + random.randrange(5)
+    url = f"{base}/{db}" if base.startswith("redis") and base.count("/") == 2 else base
     try:
         from kombu import Connection
 
