@@ -25,7 +25,7 @@ def _ago(dt: datetime | None, now: datetime) -> str:
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Scheduler heartbeat, each source's last check, result, error (since when) and next run; the digest
-    (next, last, a pending retry, who is sending now); open/overdue impacts."""
+    (next, last, a pending retry, who is sending now); open/overdue impacts; notifications sent and failing."""
     from tracker.service.status import collect_status
     from tracker.store.db import utcnow
 
@@ -64,6 +64,7 @@ def _print(data: dict[str, Any], now: datetime) -> None:
     _print_cluster(data, now)
     imp = data["impacts"]
     typer.echo(f"impacts:   {imp['open']} open, {imp['overdue']} overdue")
+    _print_notifications(data["notifications"], now)
     sources = data["sources"]
     if not sources:
         typer.echo("sources:   none yet: `tracker sources sync sources.yaml`")
@@ -77,6 +78,17 @@ def _print(data: dict[str, Any], now: datetime) -> None:
         if src["last_error"]:
             typer.echo(f"{'':36} failing since {iso(src['error_since'])} ({src['consecutive_failures']}x): "
                        f"{src['last_error']}")
+
+
+def _print_notifications(nt: dict[str, Any], now: datetime) -> None:
+    """Messages sent in the last day, and each delivery failing now with its (masked) target and error."""
+    last = f" (last {_ago(nt['last_sent_at'], now)})" if nt["last_sent_at"] else ""
+    failing = f"; {nt['failing']} FAILING (retried when due; `tracker notify log`)" \
+        if nt["failing"] else ""
+    typer.echo(f"notify:    {nt['sent_24h']} sent in the last 24h{last}{failing}")
+    for d in nt["failing_shown"]:
+        typer.echo(f"{'':11}{d['kind']} to {d['target'] or d['channel']}: {d['attempts']} attempt(s) since "
+                   f"{iso(d['since'])}: {d['error'] or 'no error recorded'}")
 
 
 def _print_cluster(data: dict[str, Any], now: datetime) -> None:

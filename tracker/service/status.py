@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from tracker.check.limits import strip_controls
 from tracker.config import Settings
 from tracker.service.executor import cluster_status
 from tracker.service.scheduler import (
@@ -23,7 +24,7 @@ from tracker.service.scheduler import (
     effective_schedule,
     next_runs,
 )
-from tracker.store.models import CheckState, Impact, JobRun, Lease, SchedulerState, Source
+from tracker.store.models import CheckState, Delivery, Impact, JobRun, Lease, SchedulerState, Source
 from tracker.store.models.lease import DIGEST_LEASE
 
 
@@ -86,8 +87,26 @@ def collect_status(*, session: Session, settings: Settings, now: datetime) -> di
         "executor": settings.executor,
         "cluster": cluster_status(session=session, now=now),
         "impacts": {"open": open_count, "overdue": overdue},
+        "notifications": notification_status(session=session, now=now),
         "sources": sources,
     }
+
+
+def notification_status(*, session: Session, now: datetime, failing_shown: int = 5) -> dict[str, Any]:
+    """Messages sent in the last 24 hours, the newest sent, and the deliveries failing now (masked targets only:
+    a Delivery never holds a secret), newest first."""
+    day_ago = now - timedelta(hours=24)
+    sent = session.exec(select(func.count()).select_from(Delivery).where(
+        Delivery.status == "sent", col(Delivery.updated_at) >= day_ago)).one()
+    last_sent = session.exec(select(func.max(Delivery.updated_at)).where(Delivery.status == "sent")).one()
+    failing_count = session.exec(select(func.count()).select_from(Delivery).where(Delivery.status == "failed")).one()
+    failing = session.exec(select(Delivery).where(Delivery.status == "failed")
+                           .order_by(col(Delivery.updated_at).desc()).limit(failing_shown)).all()
+    return {"sent_24h": sent, "last_sent_at": last_sent, "failing": failing_count,
+            "failing_shown": [{"channel": d.channel, "target": d.target, "kind": d.kind, "team": d.team_id,
+                               "attempts": d.attempts,
+                               "error": strip_controls(d.error)[:300] if d.error else None, "since": d.created_at,
+                               "last_try": d.updated_at} for d in failing]}
 
 
 def _lease_json(lease: Any, now: datetime) -> dict[str, Any] | None:
