@@ -23,12 +23,13 @@ from sqlmodel import Session, select
 
 from spiders import KINDS
 from tests.conftest import PolicySite, run_tracker, tracker_env, write_sources
+from tests.notify_support import receiver
 from tracker.config import Settings
 from tracker.declare.sources import SourceSpec, sync_sources
 from tracker.service.jobs import Service
 from tracker.service.scheduler import next_source_runs
 from tracker.store.db import make_engine, session_scope, utcnow
-from tracker.store.models import CheckState, JobRun
+from tracker.store.models import CheckState, Delivery, JobRun, Sop, Team
 
 REDDIT = "reddit-community-guidelines"
 pytestmark = pytest.mark.slow
@@ -87,13 +88,27 @@ def test_a_hanging_crawl_is_killed_recorded_and_the_service_goes_on(
             SourceSpec(id="hangs", name="Hangs", url=f"{base}/policy", schedule="1h"),
             SourceSpec(id="reddit", name="Reddit", url=policy_site.url(REDDIT), select=["article.policy"]),
         ])
+    with receiver() as hook:
+        with session_scope(engine) as s:
+            s.add(Team(id="legal", name="Legal", notify=[f"json://127.0.0.1:{hook.port}/hooks?rto=5&cto=5"]))
+            s.flush()
+            s.add(Sop(id="SOP-1", title="Hangs SOP", owner="o@example.com", team_id="legal",
+                      watches=[{"source": "hangs", "sections": [], "keywords": []}]))
+        _killed_crawl_is_recorded_and_alerted(db_url, engine, seen, hook)
+
+
+def _killed_crawl_is_recorded_and_alerted(db_url: str, engine: Engine, seen: list[str], hook: Any) -> None:
     # Long enough for a crawl process to start on a busy machine and reach the server, short for a test.
     settings = Settings(database_url=db_url, crawl_timeout=15, download_timeout=60, download_delay=0,
-                        retry_times=0, shutdown_grace=1)
+                        retry_times=0, shutdown_grace=1, notify_failures_after=1)
     svc = Service(settings=settings)
     svc.start(paused=True)
     try:
         result = svc.run_batch(["hangs"])
+        # The killed crawl never sent its alerts; the service sends the failure alert at once.
+        assert [b["title"] for b in hook.bodies()] == ["Source failing: Hangs"], hook.bodies()
+        with Session(engine) as s:
+            assert [(d.kind, d.status) for d in s.exec(select(Delivery)).all()] == [("failure", "sent")]
         assert result.killed == "timeout" and seen, "the crawl was killed before it reached the server"
         with Session(engine) as s:
             state = s.get(CheckState, "hangs")

@@ -380,10 +380,25 @@ class Service:
             self._record_errors(unchecked, f"crawl process crashed (exit code {result.exit_code}) before this "
                                            f"source was checked: {result.tail or 'no output'}")
         detail["unchecked"] = unchecked
+        if outcome in ("killed", "crashed") and unchecked:
+            # The crawl sends alerts when it ends; one killed or crashed never did, so its failures go out now.
+            self._send_alerts()
         self._job_run_finish(run, outcome, detail)
         level = logging.INFO if outcome in ("ok", "failed", "abandoned") else logging.ERROR
         event("crawl.finished", level, sources=source_ids, result=outcome, job_run=run, **detail)
         return result
+
+    def _send_alerts(self) -> None:
+        """Failure alerts (and any others due) to team channels; a notification problem never stops the service."""
+        from tracker.notify.alerts import send_alerts  # imported late: notifications are optional for the service
+
+        try:
+            report = send_alerts(engine=self.db, settings=self.settings)
+        except Exception as exc:
+            event("notify.failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return
+        if report.sent or report.failed:
+            event("notify.sent", sent=len(report.sent), failed=len(report.failed))
 
     def _unchecked(self, source_ids: list[str], *, since: datetime) -> list[str]:
         with Session(self.db) as s:
