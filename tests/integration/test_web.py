@@ -445,3 +445,32 @@ def test_sop_page_warns_of_a_glob_matching_no_heading(client: TestClient, seeded
     html = client.get("/sops/SOP-TS-001").text
     assert "the sections glob “Reddit Content Polcy*” matches no heading" in html
     assert "nearest headings: Reddit Content Policy" in html
+
+
+def test_change_and_impact_pages_say_when_a_change_takes_effect(client: TestClient, seeded: Seeded,
+                                                                engine: Engine) -> None:
+    """Effective and comments-close dates read as of today on the change and impact pages, not only in the digest."""
+    from tracker.store.models import Change
+
+    impact_id = seeded.impacts[0]
+    with session_scope(engine) as s:
+        impact = s.get(Impact, impact_id)
+        assert impact is not None
+        change = s.get(Change, impact.change_id)
+        assert change is not None
+        change.effective_on = date.today() + timedelta(days=12)
+        change.comments_close_on = date.today() - timedelta(days=3)
+        change.dates_from = {"effective_on": "This policy is effective <b>soon</b>."}
+        change_id = change.id
+    login(client, "viewer")
+    page = client.get(f"/changes/{change_id}").text
+    effective = (date.today() + timedelta(days=12)).isoformat()
+    closed = (date.today() - timedelta(days=3)).isoformat()
+    assert f"Takes effect in 12 days ({effective}) · comments closed on {closed}" in page
+    assert "effective &lt;b&gt;soon&lt;/b&gt;" in page and "<b>soon</b>" not in page
+    assert f"Takes effect in 12 days ({effective})" in client.get(f"/impacts/{impact_id}").text
+    with session_scope(engine) as s:
+        other = s.exec(select(Change).where(col(Change.id) != change_id)).first()
+        assert other is not None and other.effective_on is None
+        other_id = other.id
+    assert "akes effect" not in client.get(f"/changes/{other_id}").text

@@ -59,3 +59,32 @@ def find_dates(text: str) -> dict[str, FoundDate]:
             found[name] = FoundDate(when, " ".join(sentence.split())[:500])
             break
     return found
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def takes_effect(effective_on: date | None, today: date) -> str:
+    """"takes effect in 12 days (2027-01-01)", "takes effect today", "took effect on 2024-01-01", or ""."""
+    if effective_on is None:
+        return ""
+    days = (effective_on - today).days
+    if days > 0:
+        return f"takes effect in {_days(days)} ({effective_on.isoformat()})"
+    return "takes effect today" if days == 0 else f"took effect on {effective_on.isoformat()}"
+
+
+def comments_close(comments_close_on: date | None, today: date) -> str:
+    """"comments close in 5 days (2027-01-01)", "comments close today", "comments closed on …", or ""."""
+    if comments_close_on is None:
+        return ""
+    days = (comments_close_on - today).days
+    if days > 0:
+        return f"comments close in {_days(days)} ({comments_close_on.isoformat()})"
+    return "comments close today" if days == 0 else f"comments closed on {comments_close_on.isoformat()}"
+
+
+def date_phrases(effective_on: date | None, comments_close_on: date | None, today: date) -> list[str]:
+    """What a change's dates mean today, for the web pages and the digest alike (empty when none are known)."""
+    return [p for p in (takes_effect(effective_on, today), comments_close(comments_close_on, today)) if p]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from tracker.check.dates import takes_effect
 from tracker.check.diff import BlockChange
 from tracker.paths import templates_dir
 
@@ -111,12 +112,7 @@ class PublicationItem:
 
     def takes_effect(self, today: date) -> str:
         """"takes effect in 12 days", "took effect on 2024-01-01", or "" when unknown."""
-        if self.effective_on is None:
-            return ""
-        days = (self.effective_on - today).days
-        if days > 0:
-            return f"takes effect in {_plural(days, 'day', 'days')} ({self.effective_on.isoformat()})"
-        return "takes effect today" if days == 0 else f"took effect on {self.effective_on.isoformat()}"
+        return takes_effect(self.effective_on, today)
 
 
 @dataclass

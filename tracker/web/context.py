@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from tracker.accounts import role_allows, session_signing_key, session_user
+from tracker.check.dates import date_phrases
 from tracker.check.diff import BlockChange
 from tracker.config import Settings
 from tracker.paths import templates_dir
@@ -90,6 +91,9 @@ def make_env() -> Environment:
         u if isinstance(u, str) and u.lower().startswith(("http://", "https://")) else ""
     )
     env.filters["section_anchor"] = section_anchor
+    # A change's effective and comments-close dates as of today (UTC): "takes effect in 12 days (…)".
+    env.filters["date_phrases"] = lambda c: date_phrases(c.effective_on, c.comments_close_on,
+                                                         datetime.now(UTC).date())
     env.filters["matched_sections"] = matched_sections
     env.tests["blockchange"] = lambda x: isinstance(x, BlockChange)
     env.tests["unchanged_sections"] = lambda x: isinstance(x, UnchangedSections)
