@@ -15,7 +15,10 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
                  until: str = typer.Option(None, "--until", help="before this ISO 8601 date (its end) or time"),
                  source: str = typer.Option(None, "--source", help="only this source id"),
                  as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
-    """List detected changes, newest first."""
+    """List detected changes, newest first.
+
+    Example: tracker changes list --source tiktok-privacy --since 2026-11-01 --json
+    """
     from sqlmodel import col, select
 
     from tracker.public import change_public
@@ -53,7 +56,10 @@ def changes_list(since: str = typer.Option(None, "--since", help="ISO 8601 date 
 @changes_app.command("show")
 def changes_show(change_id: int = typer.Argument(..., help="the change id"),
                  fmt: str = typer.Option("text", "--format", help="text or json")) -> None:
-    """Show a change's section-by-section, word-level diff."""
+    """Show a change's section-by-section, word-level diff.
+
+    Example: tracker changes show 42 --format json > change-42.json
+    """
     from tracker.check.diff import Diff, render_text
     from tracker.public import change_public
     from tracker.store.models import Change, Source

@@ -47,7 +47,10 @@ def crawl(source_ids: Annotated[list[str] | None,
                                 typer.Argument(help="source ids (default: every enabled source)")] = None,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-source progress")) -> None:
     """Check sources now. Exit 0 when all were checked, 3 when some failed, 2 on a usage error, 130 when
-    interrupted (SIGINT/SIGTERM: the sources not yet checked keep their state)."""
+    interrupted (SIGINT/SIGTERM: the sources not yet checked keep their state).
+
+    Example: tracker crawl tiktok-privacy reddit-content-policy   (no ids: every enabled source)
+    """
     from spiders.runner import UnknownSources, run_crawl
     from tracker.impacts.mapping import CrawlMapper
 

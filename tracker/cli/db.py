@@ -12,7 +12,10 @@ app.add_typer(db_app, name="db")
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create the database, or migrate it to the newest schema."""
+    """Create the database, or migrate it to the newest schema.
+
+    Example: TRACKER_DATABASE_URL=postgresql://tracker@db/tracker tracker db upgrade
+    """
     from tracker.store.db import upgrade
 
     s = settings()

@@ -16,7 +16,10 @@ def demo(
         "--dir", help="folder for the demo database and files (default: a new temp folder)")] = None,
     port: int = typer.Option(0, "--port", help="port of the local sample site (default: any free port)"),
 ) -> None:
-    """Run the product end to end on real policy versions: crawl, change, SOP impacts, digest preview."""
+    """Run the product end to end on real policy versions: crawl, change, SOP impacts, digest preview.
+
+    Example: tracker demo --dir ./demo   (then: TRACKER_DATABASE_URL=sqlite:///demo/tracker.db tracker serve)
+    """
     from tracker.demo.run import DemoError, run_demo
 
     try:

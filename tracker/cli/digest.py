@@ -32,6 +32,8 @@ def digest(
 
     Exit 0 sent (or nothing to send), 2 usage or configuration error, 3 some recipients could not be
     sent to (or the run stopped early after losing its lease), 4 another digest run is sending.
+
+    Example: tracker digest --preview ./out   (write, do not send);  tracker digest --send --to pm@example.com
     """
     from tracker.notify.digest import DigestBusy, DigestError, run_digest
 

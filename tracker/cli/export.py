@@ -14,7 +14,8 @@ from tracker.export.formats import FORMATS
 EXIT_FAILED = 1
 
 export_app = typer.Typer(
-    help="Compliance audit export: changes, impacts and audit events for a period, with a manifest.",
+    help="Compliance audit export: changes, impacts and audit events for a period, with a manifest.\n\n"
+         "Example: tracker export --from 2026-07-01 --to 2026-09-30 --format xlsx --output audit-q3.xlsx",
     invoke_without_command=True,
 )
 app.add_typer(export_app, name="export")
@@ -46,7 +47,10 @@ def export(
         False, "--allow-broken-chain", help="export even when the audit chain does not verify (recorded)"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
 ) -> None:
-    """Export changes, impacts and audit events for a period (see `tracker export verify`)."""
+    """Export changes, impacts and audit events for a period (see `tracker export verify`).
+
+    Example: tracker export --from 2026-07-01 --to 2026-09-30 --format xlsx --output audit-q3.xlsx
+    """
     if ctx.invoked_subcommand is not None:
         return
     from tracker.export.manifest import ChainNotVerified, ExportError

@@ -20,6 +20,8 @@ def send(digest: Annotated[bool, typer.Option("--digest", help="also send today'
 
     `tracker crawl` and the service do this after every crawl; nothing is ever sent twice to a channel.
     Exit 0, or 3 when some deliveries failed (they are retried later; see `tracker notify log`).
+
+    Example: tracker notify send   (alerts and retries now; --digest for today's team summaries)
     """
     from tracker.notify.alerts import send_alerts, send_digest_summaries
 
@@ -41,7 +43,10 @@ def send(digest: Annotated[bool, typer.Option("--digest", help="also send today'
 @notify_app.command("test")
 def test(target: Annotated[str, typer.Argument(help="a team id (each of its channels), or a channel URL "
                                                     "(`json://…`, `${TRACKER_SLACK_TS}`)")]) -> None:
-    """Send a test message. Exit 0 delivered, 2 unknown team or bad URL, 3 a channel did not accept it."""
+    """Send a test message. Exit 0 delivered, 2 unknown team or bad URL, 3 a channel did not accept it.
+
+    Example: tracker notify test trust-safety   or   tracker notify test 'json://hooks.example/x'
+    """
     from sqlmodel import Session
 
     from tracker.declare.sops import TEAM_ID
@@ -106,5 +111,8 @@ def _print_log(*, message_key: str | None = None, limit: int = 50,
 @notify_app.command("log")
 def log(limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="newest deliveries shown")] = 50,
         as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False) -> None:
-    """Deliveries to team channels, newest first: when, status, channel (secrets masked), message, answer."""
+    """Deliveries to team channels, newest first: when, status, channel (secrets masked), message, answer.
+
+    Example: tracker notify log -n 50 --json
+    """
     _print_log(limit=limit, as_json=as_json)

@@ -19,6 +19,8 @@ def run(
 
     Exit 0 after a clean stop, 2 when another scheduler holds this database or the configuration
     is wrong, 1 when the scheduler lock was lost.
+
+    Example: tracker run --log-format text   (stop with Ctrl-C or SIGTERM)
     """
     from tracker.declare.yamlfile import RegistryError
     from tracker.service.jobs import SchedulerBusy, Service, install_signal_handlers

@@ -18,7 +18,10 @@ def serve(
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level"),
 ) -> None:
-    """Serve the web UI for program managers (and /api, listed at /docs after login)."""
+    """Serve the web UI for program managers (and /api, listed at /docs after login).
+
+    Example: tracker serve --host 0.0.0.0 --port 8080 --proxy-headers   (behind a reverse proxy)
+    """
     import uvicorn
 
     from tracker.web import create_app

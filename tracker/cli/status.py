@@ -25,7 +25,10 @@ def _ago(dt: datetime | None, now: datetime) -> str:
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Scheduler heartbeat, each source's last check, result, error (since when) and next run; the digest
-    (next, last, a pending retry, who is sending now); open/overdue impacts; notifications sent and failing."""
+    (next, last, a pending retry, who is sending now); open/overdue impacts; notifications sent and failing.
+
+    Example: tracker status --json | jq '.sources[] | select(.consecutive_failures > 0)'
+    """
     from tracker.service.status import collect_status
     from tracker.store.db import utcnow
 

@@ -40,7 +40,10 @@ def users_add(
     ),
     by: str | None = typer.Option(None, "--by", help=_BY.format("adding the user")),
 ) -> None:
-    """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash."""
+    """Add a user; the password is prompted for (or read with --password-stdin) and stored as an argon2 hash.
+
+    Example: echo "$PASSWORD" | tracker users add ana@example.com --role editor --password-stdin
+    """
     from tracker.accounts import ROLES, UserError, add_user
 
     if role not in ROLES:
@@ -60,7 +63,10 @@ def users_role(
     role: str = typer.Argument(..., help=_ROLE_HELP),
     by: str | None = typer.Option(None, "--by", help=_BY.format("changing the role")),
 ) -> None:
-    """Give a user another role."""
+    """Give a user another role.
+
+    Example: tracker users role ana@example.com admin --by lead@example.com
+    """
     from tracker.accounts import UserError, set_role
 
     try:
@@ -79,7 +85,10 @@ def users_password(
     ),
     by: str | None = typer.Option(None, "--by", help=_BY.format("resetting the password")),
 ) -> None:
-    """Set a user's password (prompted, or --password-stdin); their open sessions stop working."""
+    """Set a user's password (prompted, or --password-stdin); their open sessions stop working.
+
+    Example: echo "$NEW" | tracker users password ana@example.com --password-stdin
+    """
     from tracker.accounts import UserError, set_password
 
     password = _password(password_stdin)
@@ -96,7 +105,10 @@ def users_disable(
     email: str = typer.Argument(..., help="the user's email address"),
     by: str | None = typer.Option(None, "--by", help=_BY.format("disabling the user")),
 ) -> None:
-    """Stop a user from logging in (their open sessions stop working too)."""
+    """Stop a user from logging in (their open sessions stop working too).
+
+    Example: tracker users disable ana@example.com
+    """
     _enable(email, False, _actor(by))
 
 
@@ -105,7 +117,10 @@ def users_enable(
     email: str = typer.Argument(..., help="the user's email address"),
     by: str | None = typer.Option(None, "--by", help=_BY.format("enabling the user")),
 ) -> None:
-    """Let a disabled user log in again."""
+    """Let a disabled user log in again.
+
+    Example: tracker users enable ana@example.com
+    """
     _enable(email, True, _actor(by))
 
 
@@ -122,7 +137,10 @@ def _enable(email: str, enabled: bool, by: str) -> None:
 
 @users_app.command("list")
 def users_list(as_json: bool = typer.Option(False, "--json", help="JSON output")) -> None:
-    """List users and their roles."""
+    """List users and their roles.
+
+    Example: tracker users list --json
+    """
     from tracker.accounts import list_users
 
     with session() as s:

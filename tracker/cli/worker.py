@@ -20,7 +20,10 @@ def worker(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logs, and Celery's info logs"),
 ) -> None:
     """Run a crawl worker until SIGTERM (finishes its batches) or a second SIGTERM (they are delivered
-    again elsewhere). Needs TRACKER_BROKER_URL and the shared database (PostgreSQL)."""
+    again elsewhere). Needs TRACKER_BROKER_URL and the shared database (PostgreSQL).
+
+    Example: TRACKER_EXECUTOR=celery tracker worker --queues default,eu --concurrency 4
+    """
     from tracker.declare.sources import QUEUE
     from tracker.service.logs import configure_logging
     from tracker.service.worker import default_name, run_worker
