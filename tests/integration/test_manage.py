@@ -302,3 +302,31 @@ def test_sop_messages_match_the_file_sync(session: Session, tmp_path: Path) -> N
         create_sop(session=session, data=data, actor="ed@example.com")
     assert sorted(p.split("): ", 1)[1] for p in in_file.value.problems) == sorted(
         p.removeprefix("SOP SOP-X: ") for p in in_ui.value.problems)
+
+
+def test_migration_0020_marks_existing_rows_file_managed_and_allows_one_active_request(database_url: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from tracker.store.db import make_engine, upgrade
+
+    upgrade(database_url, "0019")
+    eng = make_engine(database_url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(sa.text("INSERT INTO source (id, name, url, kind, \"select\", remove, tags, options, enabled,"
+                                 " created_at, updated_at) VALUES ('old', 'Old', 'https://example.com', 'html', '[]',"
+                                 " '[]', '[]', '{}', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        upgrade(database_url)
+        with eng.begin() as conn:
+            assert conn.execute(sa.text("SELECT managed_by FROM source")).scalar_one() == "file"
+        insert = sa.text("INSERT INTO check_request (source_id, requested_by, requested_at, state)"
+                         " VALUES ('old', 'a@example.com', CURRENT_TIMESTAMP, :state)")
+        with eng.begin() as conn:
+            for state in ("done", "failed", "done", "queued"):
+                conn.execute(insert, {"state": state})
+        for state in ("queued", "running"):
+            with pytest.raises(IntegrityError), eng.begin() as conn:
+                conn.execute(insert, {"state": state})
+    finally:
+        eng.dispose()
