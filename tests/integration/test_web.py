@@ -189,7 +189,7 @@ def test_every_page_renders(client: TestClient, seeded: Seeded, engine: Engine) 
         "/sources": ["Reddit Community Guidelines", "failing", "3 in a row", "Next run", "due by schedule",
                      'href="/sources/reddit-community-guidelines"'],
         "/sources/reddit-community-guidelines": ["Sections of the latest version", "Reddit Content Policy",
-                                                 f"/changes/{change_id}", "Versions"],
+                                                 f"/changes/{change_id}", "History", "first version", "Schedule", "Next run"],
         "/audit": ["Chain verified", "impact.created", "user.added"],
         "/users": [USERS["viewer"], "Add a user"],
         "/logout": ["Log out"],
