@@ -117,7 +117,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_note_chars), refuse=too_large)
 
-    from tracker.web import actions, api, apidocs, auth, feeds, metrics, pages, search, source_pages, suggestions
+    from tracker.web import (
+        actions,
+        api,
+        apidocs,
+        auth,
+        feeds,
+        metrics,
+        pages,
+        search,
+        source_pages,
+        source_preview,
+        suggestions,
+        watch_builder,
+    )
 
     app.include_router(auth.router)
     app.include_router(apidocs.router)
@@ -130,5 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.api)
     app.include_router(metrics.router)
     app.include_router(suggestions.router)
+    app.include_router(watch_builder.router)
+    app.include_router(source_preview.router)
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "web" / "static")), name="static")
     return app
