@@ -6,7 +6,7 @@ Removed teams and SOPs are disabled, never deleted: their impacts and audit hist
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -191,20 +191,43 @@ def _validate(data: dict[str, Any], key: str, model: type[BaseModel], label: str
             problems.append(f"{key}[{n}]: each {label} must be a mapping (`- id: ...`)")
             continue
         name = f"{label} {raw.get('id', f'#{n}')!s}"
-        try:
-            out.append((raw, model.model_validate(strip_lines(raw))))
-        except ValidationError as exc:
-            for err in exc.errors():
-                line, msg = _line_of(raw, tuple(err["loc"])), err["msg"].removeprefix("Value error, ")
-                problems.append(f"line {line} ({name}): {_loc(err['loc'])}: {msg}")
-            out.append((raw, None))
+        def where(loc: tuple[Any, ...], raw: dict[str, Any] = raw, name: str = name) -> str:
+            return f"line {_line_of(raw, loc)} ({name})"
+
+        out.append((raw, validate_sop_entry(raw, model, problems, where=where)))
     return out
 
 
-def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = None) -> SopFile:
+def validate_sop_entry(raw: dict[str, Any], model: type[BaseModel], problems: list[str], *,
+                       where: Callable[[tuple[Any, ...]], str]) -> BaseModel | None:
+    """One team or SOP entry validated, or None with its errors added to problems as "{where(loc)}: loc: msg"
+    (a file sync and an edit in the browser give the same messages after their `where`)."""
+    try:
+        return model.model_validate(strip_lines(raw))
+    except ValidationError as exc:
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{where(tuple(err['loc']))}: {_loc(err['loc'])}: {msg}")
+        return None
+
+
+def unknown_team_problem(team: str, declared: Collection[str]) -> str:
+    """What is wrong with an SOP naming a team that does not exist (a file sync and the browser say the same)."""
+    return f"unknown team {team!r} (declare it under `teams:`; declared: {', '.join(sorted(declared)) or 'none'})"
+
+
+def unknown_source_problem(n: int, source: str) -> str:
+    """What is wrong with watch n (1-based) naming a source that does not exist."""
+    return (f"watches[{n}].source: unknown source {source!r} "
+            "(sync it with `tracker sources sync` first, or fix the id)")
+
+
+def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = None,
+                   known_teams: Collection[str] = ()) -> SopFile:
     """Read and validate an SOP file; a RegistryError lists every problem by line and SOP/team id.
 
     known_sources: the source ids a watch may name (unknown ones are reported); None skips that check.
+    known_teams: teams an SOP may name besides those the file declares (those managed in the browser).
     """
     data = load_yaml(path)
     problems: list[str] = []
@@ -233,9 +256,8 @@ def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = 
         elif isinstance(sid, str):
             sop_lines[sid] = line
         team = raw.get("team")
-        if isinstance(team, str) and team not in team_lines:
-            declared = ", ".join(sorted(team_lines)) or "none"
-            problems.append(f"{where}: unknown team {team!r} (declare it under `teams:`; declared: {declared})")
+        if isinstance(team, str) and team not in team_lines and team not in known_teams:
+            problems.append(f"{where}: {unknown_team_problem(team, {*team_lines, *known_teams})}")
         watches = raw.get("watches")
         if known_sources is None or not isinstance(watches, list):
             continue
@@ -243,8 +265,7 @@ def load_sops_file(path: str | Path, *, known_sources: Collection[str] | None = 
             source = watch.get("source") if isinstance(watch, dict) else None
             if isinstance(source, str) and source not in known_sources:
                 wline = watch.get("__line__", line) if isinstance(watch, dict) else line
-                problems.append(f"line {wline} (SOP {sid}): watches[{n}].source: unknown source {source!r} "
-                                "(sync it with `tracker sources sync` first, or fix the id)")
+                problems.append(f"line {wline} (SOP {sid}): {unknown_source_problem(n, source)}")
     if problems:
         raise RegistryError(str(path), problems)
     return SopFile(teams=[t for _, t in teams if isinstance(t, TeamSpec)],
@@ -262,12 +283,17 @@ class SopSyncReport:
     teams_added: list[str] = field(default_factory=list)
     teams_updated: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
     teams_disabled: list[str] = field(default_factory=list)
+    # In the file, but managed in the browser (managed_by `ui`): not touched.
+    skipped_ui: list[str] = field(default_factory=list)
+    teams_skipped_ui: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: what happened to SOPs and teams."""
-        return (f"SOPs: {len(self.added)} added, {len(self.updated)} updated, {len(self.disabled)} disabled, "
+        line = (f"SOPs: {len(self.added)} added, {len(self.updated)} updated, {len(self.disabled)} disabled, "
                 f"{len(self.unchanged)} unchanged; teams: {len(self.teams_added)} added, "
                 f"{len(self.teams_updated)} updated, {len(self.teams_disabled)} disabled")
+        skipped = len(self.skipped_ui) + len(self.teams_skipped_ui)
+        return line + (f"; {skipped} managed in the UI" if skipped else "")
 
 
 def team_fields(spec: TeamSpec) -> dict[str, Any]:
@@ -288,7 +314,7 @@ def _diff(row: Any, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     return {k: (getattr(row, k), v) for k, v in wanted.items() if getattr(row, k) != v}
 
 
-def _audit(session: Session, actor: str, action: str, kind: str, entity_id: str,
+def audit_row(session: Session, actor: str, action: str, kind: str, entity_id: str,
            changes: dict[str, tuple[Any, Any]] | None = None, after: dict[str, Any] | None = None) -> None:
     before = {k: b for k, (b, _) in changes.items()} if changes else None
     if changes:
@@ -303,36 +329,36 @@ def _audit(session: Session, actor: str, action: str, kind: str, entity_id: str,
 
 
 def sync_sops(*, session: Session, sop_file: SopFile, actor: str = SYSTEM) -> SopSyncReport:
-    """Make Team and Sop rows match the file; those missing from it are disabled. Audited."""
+    """Make the file-managed Team and Sop rows match the file; file-managed ones missing from it are
+    disabled. Rows managed in the browser (managed_by `ui`) are left alone and reported. Audited."""
     report = SopSyncReport()
     now = utcnow()
     teams = {t.id: t for t in session.exec(select(Team)).all()}
     for tspec in sop_file.teams:
-        wanted = team_fields(tspec)
         trow = teams.pop(tspec.id, None)
-        if trow is None:
-            session.add(Team(id=tspec.id, **wanted))
-            report.teams_added.append(tspec.id)
-            _audit(session, actor, "team.added", "team", tspec.id, after={"id": tspec.id, **wanted})
+        if trow is not None and trow.managed_by != "file":
+            report.teams_skipped_ui.append(tspec.id)
             continue
-        changes = _diff(trow, wanted)
-        if changes:
-            for k, (_, v) in changes.items():
-                setattr(trow, k, v)
-            session.add(trow)
+        what, changes = save_team_row(session, trow, tspec, actor)
+        if what == "added":
+            report.teams_added.append(tspec.id)
+        elif what == "updated":
             report.teams_updated[tspec.id] = changes
-            _audit(session, actor, "team.updated", "team", tspec.id, changes)
     for trow in teams.values():
-        if trow.enabled:
+        if trow.enabled and trow.managed_by == "file":
             trow.enabled = False
             session.add(trow)
             report.teams_disabled.append(trow.id)
-            _audit(session, actor, "team.disabled", "team", trow.id, {"enabled": (True, False)})
+            audit_row(session, actor, "team.disabled", "team", trow.id, {"enabled": (True, False)})
     session.flush()  # teams exist before SOPs refer to them
 
     sops = {s.id: s for s in session.exec(select(Sop)).all()}
     for spec in sop_file.sops:
-        what, changes = _save(session, sops.pop(spec.id, None), spec, actor)
+        row = sops.pop(spec.id, None)
+        if row is not None and row.managed_by != "file":
+            report.skipped_ui.append(spec.id)
+            continue
+        what, changes = save_sop_row(session, row, spec, actor)
         if what == "added":
             report.added.append(spec.id)
         elif what == "updated":
@@ -340,22 +366,41 @@ def sync_sops(*, session: Session, sop_file: SopFile, actor: str = SYSTEM) -> So
         else:
             report.unchanged.append(spec.id)
     for row in sops.values():
-        if row.enabled:
+        if row.enabled and row.managed_by == "file":
             row.enabled = False
             row.updated_at = now
             session.add(row)
             report.disabled.append(row.id)
-            _audit(session, actor, "sop.disabled", "sop", row.id, {"enabled": (True, False)})
+            audit_row(session, actor, "sop.disabled", "sop", row.id, {"enabled": (True, False)})
     session.flush()
     return report
 
 
-def _save(session: Session, row: Sop | None, spec: SopSpec, actor: str) -> tuple[str, dict[str, tuple[Any, Any]]]:
+def save_team_row(session: Session, row: Team | None, spec: TeamSpec, actor: str, *,
+                  managed_by: str = "file") -> tuple[str, dict[str, tuple[Any, Any]]]:
+    """Add (with managed_by) or update one Team row from its spec, audited; ("added"|"updated"|"unchanged", changes)."""
+    wanted = team_fields(spec)
+    if row is None:
+        session.add(Team(id=spec.id, managed_by=managed_by, **wanted))
+        audit_row(session, actor, "team.added", "team", spec.id, after={"id": spec.id, **wanted})
+        return "added", {}
+    changes = _diff(row, wanted)
+    if not changes:
+        return "unchanged", {}
+    for k, (_, v) in changes.items():
+        setattr(row, k, v)
+    session.add(row)
+    audit_row(session, actor, "team.updated", "team", spec.id, changes)
+    return "updated", changes
+
+
+def save_sop_row(session: Session, row: Sop | None, spec: SopSpec, actor: str, *,
+          managed_by: str = "file") -> tuple[str, dict[str, tuple[Any, Any]]]:
     wanted = sop_fields(spec)
     now = utcnow()
     if row is None:
-        session.add(Sop(id=spec.id, created_at=now, updated_at=now, **wanted))
-        _audit(session, actor, "sop.added", "sop", spec.id, after={"id": spec.id, **wanted})
+        session.add(Sop(id=spec.id, created_at=now, updated_at=now, managed_by=managed_by, **wanted))
+        audit_row(session, actor, "sop.added", "sop", spec.id, after={"id": spec.id, **wanted})
         return "added", {}
     changes = _diff(row, wanted)
     if not changes:
@@ -364,7 +409,7 @@ def _save(session: Session, row: Sop | None, spec: SopSpec, actor: str) -> tuple
         setattr(row, k, v)
     row.updated_at = now
     session.add(row)
-    _audit(session, actor, "sop.updated", "sop", spec.id, changes)
+    audit_row(session, actor, "sop.updated", "sop", spec.id, changes)
     return "updated", changes
 
 
@@ -382,6 +427,6 @@ def save_sop(*, session: Session, spec: SopSpec, actor: str) -> tuple[str, dict[
             problems.append(f"SOP {spec.id}: watches[{n}].source: unknown source {watch.source!r}")
     if problems:
         raise RegistryError(f"SOP {spec.id}", problems)
-    result = _save(session, session.get(Sop, spec.id), spec, actor)
+    result = save_sop_row(session, session.get(Sop, spec.id), spec, actor)
     session.flush()
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -205,10 +205,13 @@ class SyncReport:
     updated: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
     disabled: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # In the file, but managed in the browser (managed_by `ui`): not touched.
+    skipped_ui: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.added)} added, {len(self.updated)} updated, "
+        line = (f"{len(self.added)} added, {len(self.updated)} updated, "
                 f"{len(self.disabled)} disabled, {len(self.unchanged)} unchanged")
+        return line + (f", {len(self.skipped_ui)} managed in the UI" if self.skipped_ui else "")
 
 
 def load_sources_file(path: str | Path, *, kinds: Kinds) -> list[SourceSpec]:
@@ -264,42 +267,27 @@ def _options(spec: SourceSpec) -> dict[str, Any]:
 
 
 def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYSTEM) -> SyncReport:
-    """Make Source rows match the declared specs; sources missing from the file are disabled. Audited."""
+    """Make the file-managed Source rows match the declared specs; file-managed sources missing from the
+    file are disabled. Rows managed in the browser (managed_by `ui`) are left alone and reported. Audited."""
     report = SyncReport()
     existing = {s.id: s for s in session.exec(select(Source)).all()}
     now = utcnow()
     for spec in specs:
-        wanted = _fields(spec)
         row = existing.pop(spec.id, None)
         if row is None:
-            session.add(Source(id=spec.id, created_at=now, updated_at=now, **wanted))
+            add_source(session=session, spec=spec, actor=actor, managed_by="file", now=now)
             report.added.append(spec.id)
-            append_event(session=session, actor=actor, action="source.added", entity_type="source",
-                         entity_id=spec.id, after={"id": spec.id, **wanted})
             continue
-        changes = {k: (getattr(row, k), v) for k, v in wanted.items() if getattr(row, k) != v}
-        if not changes:
+        if row.managed_by != "file":
+            report.skipped_ui.append(spec.id)
+            continue
+        changes = apply_source_spec(session=session, row=row, spec=spec, actor=actor, now=now)
+        if changes:
+            report.updated[spec.id] = changes
+        else:
             report.unchanged.append(spec.id)
-            continue
-        for k, (_, v) in changes.items():
-            setattr(row, k, v)
-        row.updated_at = now
-        if "url" in changes:
-            row.final_url = None
-        before, after = changes.get("options", ({}, {}))
-        link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls", "ignore",
-                                                                                  "render"))
-        if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
-            # Validators belong to the old URL or rules: fetch the page in full next time.
-            state = session.get(CheckState, spec.id)
-            if state is not None:
-                state.etag = state.last_modified = None
-        report.updated[spec.id] = changes
-        append_event(session=session, actor=actor, action="source.updated", entity_type="source",
-                     entity_id=spec.id, before={k: b for k, (b, _) in changes.items()},
-                     after={k: a for k, (_, a) in changes.items()})
     for row in existing.values():
-        if row.enabled:
+        if row.enabled and row.managed_by == "file":
             row.enabled = False
             row.updated_at = now
             report.disabled.append(row.id)
@@ -307,3 +295,43 @@ def sync_sources(*, session: Session, specs: list[SourceSpec], actor: str = SYST
                          entity_id=row.id, before={"enabled": True}, after={"enabled": False})
     session.flush()
     return report
+
+
+def add_source(*, session: Session, spec: SourceSpec, actor: str, managed_by: str,
+               now: datetime | None = None) -> Source:
+    """Add the Source row a spec declares, audited as source.added."""
+    now = now or utcnow()
+    wanted = _fields(spec)
+    row = Source(id=spec.id, created_at=now, updated_at=now, managed_by=managed_by, **wanted)
+    session.add(row)
+    append_event(session=session, actor=actor, action="source.added", entity_type="source",
+                 entity_id=spec.id, after={"id": spec.id, **wanted})
+    return row
+
+
+def apply_source_spec(*, session: Session, row: Source, spec: SourceSpec, actor: str,
+                      now: datetime | None = None) -> dict[str, tuple[Any, Any]]:
+    """Make one Source row match its spec; returns the changes (field: (before, after)), audited as
+    source.updated. New URLs or rules drop the stored validators, so the next check fetches in full."""
+    wanted = _fields(spec)
+    changes = {k: (getattr(row, k), v) for k, v in wanted.items() if getattr(row, k) != v}
+    if not changes:
+        return changes
+    for k, (_, v) in changes.items():
+        setattr(row, k, v)
+    row.updated_at = now or utcnow()
+    if "url" in changes:
+        row.final_url = None
+    before, after = changes.get("options", ({}, {}))
+    link_moved = any((before or {}).get(k) != (after or {}).get(k) for k in ("link_select", "urls", "ignore",
+                                                                              "render"))
+    if link_moved or any(k in changes for k in (*RULE_FIELDS, "url", "kind")):
+        # Validators belong to the old URL or rules: fetch the page in full next time.
+        state = session.get(CheckState, spec.id)
+        if state is not None:
+            state.etag = state.last_modified = None
+    session.add(row)
+    append_event(session=session, actor=actor, action="source.updated", entity_type="source",
+                 entity_id=spec.id, before={k: b for k, (b, _) in changes.items()},
+                 after={k: a for k, (_, a) in changes.items()})
+    return changes

@@ -196,18 +196,27 @@ def validate_entries(
             continue
         line = raw.get("__line__", "?")
         where = f"line {line} ({label} {raw.get('id', f'#{n}')!s})"
-        try:
-            valid = model.model_validate(strip_lines(raw), context=context)
+        valid = validate_entry(raw, model, problems, where=where, context=context)
+        if valid is not None:
             out.append((int(line) if isinstance(line, int) else 0, valid))
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = ".".join(str(x) for x in err["loc"]) or "entry"
-                msg = err["msg"].removeprefix("Value error, ")
-                if err["type"] == "extra_forbidden":
-                    msg = f"unknown key (known keys: {', '.join(_known_keys(model, err['loc'][:-1]))})"
-                # A whole-entry check (several fields together) names its fields in its message.
-                problems.append(f"{where}: {msg}" if not err["loc"] else f"{where}: {loc}: {msg}")
     return out
+
+
+def validate_entry(raw: dict[str, Any], model: type[BaseModel], problems: list[str], *, where: str,
+                   context: dict[str, Any] | None = None) -> BaseModel | None:
+    """One entry validated with its model, or None with its errors added to problems, each "{where}: …"
+    (a file sync and an edit in the browser give the same messages after their `where`)."""
+    try:
+        return model.model_validate(strip_lines(raw), context=context)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "entry"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key (known keys: {', '.join(_known_keys(model, err['loc'][:-1]))})"
+            # A whole-entry check (several fields together) names its fields in its message.
+            problems.append(f"{where}: {msg}" if not err["loc"] else f"{where}: {loc}: {msg}")
+        return None
 
 
 def _known_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:

@@ -36,6 +36,7 @@ from tracker.check.record import record_check
 from tracker.check.state import Fetch
 from tracker.config import Settings
 from tracker.service import scheduler as sched
+from tracker.service.checknow import claim_check_requests, settle_check_requests
 from tracker.service.crawler import CRAWL_INTERRUPTED, CrawlResult, SubprocessCrawler
 from tracker.service.executor import Executor, make_executor
 from tracker.service.files import FileWatch, apply_file
@@ -204,7 +205,24 @@ class Service:
         for watch in self.files:
             self._sync_file(watch)
         self.refresh()
+        self._pick_up_check_requests()
         self.executor.tick()
+
+    def _pick_up_check_requests(self) -> None:
+        """Queued "check now" requests join the crawl queue, unless their source is queued or being checked
+        already (they wait for the next tick: a check that started before the request is not its answer)."""
+        with session_scope(self.db) as s:
+            settle_check_requests(session=s, timeout=2 * self.settings.crawl_timeout + 60)
+        if self._stopping.is_set():
+            return
+        with self._pending_lock:
+            with session_scope(self.db) as s:
+                claimed = [r.source_id for r in claim_check_requests(session=s, limit=100, exclude=self._pending)]
+            self._pending.update(claimed)
+        for sid in claimed:
+            self._queue.put(sid)
+        if claimed:
+            event("check_now.queued", sources=claimed)
 
     def refresh(self, *, force: bool = False) -> sched.ReconcileReport | None:
         """Reconcile the jobs with the sources when the source rows changed (or when forced)."""
@@ -383,6 +401,8 @@ class Service:
         self._job_run_finish(run, outcome, detail)
         level = logging.INFO if outcome in ("ok", "failed", "abandoned") else logging.ERROR
         event("crawl.finished", level, sources=source_ids, result=outcome, job_run=run, **detail)
+        with session_scope(self.db) as s:  # "check now" requests of these sources get their outcome at once
+            settle_check_requests(session=s, source_ids=source_ids)
         return result
 
     def _unchecked(self, source_ids: list[str], *, since: datetime) -> list[str]:

@@ -1,5 +1,6 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
+from tracker.store.models.checks import CheckRequest
 from tracker.store.models.cluster import CrawlTask, CrawlWorker
 from tracker.store.models.core import Blob, Change, CheckState, Snapshot, Source, StreamEntryRecord, Version
 from tracker.store.models.digest import Digest
@@ -10,7 +11,7 @@ from tracker.store.models.service import APSCHEDULER_JOBS, JobRun, SchedulerStat
 from tracker.store.models.sops import AuditEvent, Impact, ImpactNote, Sop, Team
 from tracker.store.models.users import LoginAttempt, User, WebSecret, WebSession
 
-__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckState", "CrawlTask", "CrawlWorker", "Delivery",
-           "Digest", "FeedToken", "Impact", "ImpactNote", "JobRun", "Lease", "LeaseHeld", "LeaseLost", "LoginAttempt",
-           "SchedulerState", "SearchDoc", "Snapshot", "Sop", "Source", "StreamEntryRecord", "Team", "User", "Version",
-           "WebSecret", "WebSession"]
+__all__ = ["APSCHEDULER_JOBS", "AuditEvent", "Blob", "Change", "CheckRequest", "CheckState", "CrawlTask",
+           "CrawlWorker", "Delivery", "Digest", "FeedToken", "Impact", "ImpactNote", "JobRun", "Lease",
+           "LeaseHeld", "LeaseLost", "LoginAttempt", "SchedulerState", "SearchDoc", "Snapshot", "Sop",
+           "Source", "StreamEntryRecord", "Team", "User", "Version", "WebSecret", "WebSession"]

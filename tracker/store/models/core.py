@@ -40,6 +40,10 @@ class Source(SourceBase, table=True):
     options: dict[str, Any] = _json({})
     enabled: bool = True
     final_url: str | None = None
+    # Where the source is declared: `file` (sources sync manages it) or `ui` (edited in the browser;
+    # file syncs leave it alone).
+    managed_by: str = Field(default="file", sa_column=sa.Column(sa.String(8), nullable=False,
+                                                                server_default="file"))
     created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
 

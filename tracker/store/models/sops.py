@@ -16,6 +16,11 @@ def _json(default: Any) -> Any:
     return Field(default_factory=factory, sa_column=sa.Column(sa.JSON(), nullable=False))
 
 
+def _managed_by() -> Any:
+    """Where the row is declared: `file` (the SOP file's sync manages it) or `ui` (the browser; syncs leave it)."""
+    return Field(default="file", sa_column=sa.Column(sa.String(8), nullable=False, server_default="file"))
+
+
 def _now_column(index: bool = False) -> Any:
     return Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False, index=index))
 
@@ -29,6 +34,7 @@ class Team(SQLModel, table=True):
     # Channel URL templates as the SOP file declares them (`${TRACKER_…}` kept, never resolved here).
     notify: list[str] = _json([])
     enabled: bool = True
+    managed_by: str = _managed_by()
 
 
 class SopBase(SQLModel):
@@ -51,6 +57,7 @@ class Sop(SopBase, table=True):
     watches: list[dict[str, Any]] = _json([])
     alert: str | None = Field(default=None, max_length=20)  # "immediate": each new impact is sent at once
     enabled: bool = True
+    managed_by: str = _managed_by()
     created_at: datetime = _now_column()
     updated_at: datetime = _now_column()
 
