@@ -122,7 +122,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api,
         apidocs,
         auth,
+        checknow,
         feeds,
+        manage_api,
+        manage_sops,
+        manage_sources,
         metrics,
         pages,
         search,
@@ -134,10 +138,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(auth.router)
     app.include_router(apidocs.router)
+    app.include_router(manage_sops.router)  # before pages: /sops/new is not an SOP id
     app.include_router(pages.router)
+    app.include_router(manage_sources.router)  # before source_pages: /sources/new is not a source id
     app.include_router(source_pages.router)
+    app.include_router(checknow.router)
+    app.include_router(checknow.api)
     app.include_router(actions.router)
     app.include_router(api.router)
+    app.include_router(manage_api.router)
     app.include_router(feeds.router)
     app.include_router(search.router)
     app.include_router(search.api)

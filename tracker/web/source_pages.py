@@ -3,7 +3,7 @@
 Its kind, schedule and next run, rules, health, the latest version's section tree with block
 counts (from tracker.check.overview like `tracker sources show`), and its history as a timeline
 (tracker.check.history: versions and changes, failures and recoveries, edits), newest first, a
-page at a time.
+page at a time. Editors also get its Edit, Disable/Enable and Check now buttons.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from tracker.check.history import source_history
 from tracker.check.overview import source_overview
+from tracker.service.checknow import latest_request
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, Problem, ReadSession, ctx, render
 
@@ -29,4 +30,5 @@ def source_page(request: Request, source_id: str, user: CurrentUser, s: ReadSess
     health = q.health_of(s, view.source, default_schedule=default_schedule)
     history = source_history(session=s, source_id=source_id, page=page)
     return render(request, "source.html", user, view=view, health=health, history=history,
-                  default_schedule=default_schedule, nav="sources")
+                  default_schedule=default_schedule, check=latest_request(session=s, source_id=source_id),
+                  nav="sources")

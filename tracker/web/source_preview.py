@@ -19,14 +19,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tracker.check.blocks import Rules
 from tracker.check.preview import PreviewError, PreviewExtractionError, fetch_page, preview
 from tracker.check.render import is_rendered
+from tracker.declare.manage_sources import validate_source
+from tracker.declare.managed import InvalidSpec
 from tracker.declare.sources import SourceSpec
 from tracker.web.context import EditorUser, ctx
-from tracker.web.watch_builder import invalid, problems_of
+from tracker.web.errors import invalid
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -34,7 +36,7 @@ PREVIEW_TIMEOUT = 15.0
 PREVIEW_SLOTS = 2
 MAX_BLOCKS_SHOWN = 400
 _slots = threading.BoundedSemaphore(PREVIEW_SLOTS)
-_PLACEHOLDER_ID, _PLACEHOLDER_NAME = "draft", "draft"
+_PLACEHOLDER = "draft"
 
 
 class PreviewRequest(BaseModel):
@@ -48,15 +50,14 @@ class PreviewRequest(BaseModel):
     interval: float = Field(1.0, ge=0, le=5, description="seconds between fetches")
 
 
-def _spec(body: PreviewRequest) -> SourceSpec:
+def _spec(data: dict[str, Any]) -> SourceSpec:
     from spiders import KINDS  # the registry of kinds (imports Scrapy: only when a preview is asked)
 
-    data: dict[str, Any] = {"id": _PLACEHOLDER_ID, "name": _PLACEHOLDER_NAME,
-                            **body.model_dump(exclude={"fetches", "interval"})}
+    data = dict(data)
     for key in ("id", "name"):
         if not data.get(key):
-            data[key] = _PLACEHOLDER_ID
-    return SourceSpec.model_validate(data, context={"kinds": KINDS})
+            data[key] = _PLACEHOLDER
+    return validate_source(data, kinds=KINDS)
 
 
 def _not_previewable(spec: SourceSpec) -> dict[str, Any]:
@@ -75,18 +76,9 @@ def _answer(spec: SourceSpec, result: Any, notes: list[str]) -> dict[str, Any]:
     return {"previewable": True, "kind": spec.kind, "blocks_total": total, "notes": notes, **data}
 
 
-@router.post("/sources/preview", response_model=None)
-def source_preview(request: Request, body: PreviewRequest, user: EditorUser) -> dict[str, Any] | Response:
-    """Fetch the draft source's page now and show what its rules make of it; nothing is recorded.
-
-    Answers blocks, sections (heading paths with block counts), volatile blocks (they differed
-    between the fetches) and a suggested remove/ignore rule; 422 with the problems when the draft
-    does not validate or its rules make nothing of the page, 502 when the page cannot be fetched or extracted.
-    """
-    try:
-        spec = _spec(body)
-    except ValidationError as exc:
-        return invalid(problems_of(exc, SourceSpec))
+def run_preview(request: Request, data: dict[str, Any], *, fetches: int = 2, interval: float = 1.0) -> dict[str, Any]:
+    """The preview of a draft source's entry (InvalidSpec when it does not validate; HTTPException 429 or 502)."""
+    spec = _spec(data)
     if spec.kind != "html":
         return _not_previewable(spec)
     notes = []
@@ -100,13 +92,28 @@ def source_preview(request: Request, body: PreviewRequest, user: EditorUser) -> 
     if not _slots.acquire(blocking=False):
         raise HTTPException(429, f"{PREVIEW_SLOTS} previews are running already: try again in a few seconds")
     try:
-        result = preview(spec.url, rules, fetches=body.fetches, interval=body.interval,
+        result = preview(spec.url, rules, fetches=fetches, interval=interval,
                          fetch=lambda u: fetch_page(u, timeout=min(conf.download_timeout, PREVIEW_TIMEOUT),
                                                     user_agent=conf.user_agent, max_bytes=conf.max_page_bytes))
     except PreviewExtractionError as exc:
-        return invalid([str(exc)])
+        raise InvalidSpec("the preview", [str(exc)]) from None
     except PreviewError as exc:
         raise HTTPException(502, f"the preview could not read the page: {exc}") from None
     finally:
         _slots.release()
     return _answer(spec, result, notes)
+
+
+@router.post("/sources/preview", response_model=None)
+def source_preview(request: Request, body: PreviewRequest, user: EditorUser) -> dict[str, Any] | Response:
+    """Fetch the draft source's page now and show what its rules make of it; nothing is recorded.
+
+    Answers blocks, sections (heading paths with block counts), volatile blocks (they differed
+    between the fetches) and a suggested remove/ignore rule; 422 with the problems when the draft
+    does not validate or its rules make nothing of the page, 502 when the page cannot be fetched.
+    """
+    try:
+        return run_preview(request, body.model_dump(exclude={"fetches", "interval"}), fetches=body.fetches,
+                           interval=body.interval)
+    except InvalidSpec as exc:
+        return invalid(exc.problems)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
 from tracker.check.overview import latest_section_tree
@@ -21,6 +21,7 @@ from tracker.declare.sops import WatchSpec
 from tracker.impacts.draft import DEFAULT_CHANGES, MAX_CHANGES, draft_matches
 from tracker.store.models import Source
 from tracker.web.context import CurrentUser, EditorUser, ReadSession
+from tracker.web.errors import invalid
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -47,11 +48,6 @@ def problems_of(exc: ValidationError, model: type[BaseModel], prefix: str = "") 
             msg = f"unknown key (known keys: {', '.join(model.model_fields)})"
         out.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}")
     return out
-
-
-def invalid(problems: list[str]) -> Response:
-    """The 422 answer to a request whose content does not validate: every problem, one line each."""
-    return JSONResponse({"detail": "; ".join(problems), "problems": problems}, status_code=422)
 
 
 @router.get("/sources/{source_id}/sections")
