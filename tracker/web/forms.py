@@ -109,7 +109,8 @@ def source_form(entry: Mapping[str, Any]) -> dict[str, str]:
     form = {k: str(entry[k]) for k in SOURCE_TEXTS if entry.get(k) is not None}
     form["url"] = "\n".join(entry.get("urls") or ([entry["url"]] if entry.get("url") else []))
     for key in SOURCE_LISTS:
-        form[key] = "\n".join(str(x) for x in entry.get(key) or [])
+        items = entry.get(key) or []
+        form[key] = "\n".join(str(x) for x in ([items] if isinstance(items, str) else items))
     if entry.get("query"):
         form["query"] = yaml.safe_dump(entry["query"], sort_keys=False, allow_unicode=True).strip()
     options = entry.get("options") or {}
