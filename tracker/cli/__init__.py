@@ -11,6 +11,7 @@ from tracker.cli import (  # noqa: F401  (registers commands)  # noqa: F401  (re
     digest,
     export,
     impacts,
+    manage,
     metrics,
     notify,
     run,

@@ -31,7 +31,7 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
     from tracker.declare.yamlfile import RegistryError
     from tracker.impacts.globcheck import unmatched_globs
     from tracker.impacts.workflow import WorkflowError, check_actor
-    from tracker.store.models import Source
+    from tracker.store.models import Source, Team
 
     try:
         actor = check_actor(by)
@@ -39,8 +39,9 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
         fail(f"--by: {exc}")
     with session() as s:
         known = set(s.exec(select(Source.id)).all())
+        ui_teams = set(s.exec(select(Team.id).where(Team.managed_by == "ui")).all())
         try:
-            sop_file = load_sops_file(file, known_sources=known)
+            sop_file = load_sops_file(file, known_sources=known, known_teams=ui_teams)
         except RegistryError as exc:
             fail(str(exc))
         report = sync_sops(session=s, sop_file=sop_file, actor=actor)
@@ -58,6 +59,9 @@ def sops_sync(file: Annotated[Path, typer.Argument(help="the SOP YAML file (team
             typer.echo(f"  ~ {sid}: {', '.join(changes)}")
         for sid in report.disabled:
             typer.echo(f"  - {sid} (disabled; its impacts and history are kept)")
+        if skipped := [*report.skipped_ui, *(f"team {t}" for t in report.teams_skipped_ui)]:
+            typer.echo(f"  {len(skipped)} managed in the UI, left alone: {', '.join(skipped)} "
+                       "(hand back with `tracker sops manage ID --by file`, adding --team for a team)")
         if not settle(s, disabled=len(report.disabled) + len(report.teams_disabled), dry_run=dry_run, yes=yes):
             return
     typer.echo(f"synced {file}: {report.summary()}")

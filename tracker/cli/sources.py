@@ -39,6 +39,9 @@ def sources_sync(file: Annotated[Path, typer.Argument(help="the sources YAML fil
             typer.echo(f"  ~ {sid}: {', '.join(changes)}")
         for sid in report.disabled:
             typer.echo(f"  - {sid} (disabled; its history is kept)")
+        if report.skipped_ui:
+            typer.echo(f"  {len(report.skipped_ui)} managed in the UI, left alone: {', '.join(report.skipped_ui)} "
+                       "(hand back with `tracker sources manage ID --by file`)")
         if not settle(s, disabled=len(report.disabled), dry_run=dry_run, yes=yes):
             return
     typer.echo(f"synced {file}: {report.summary()}")

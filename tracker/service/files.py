@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from tracker.service.logs import event
 from tracker.store.db import session_scope
-from tracker.store.models import Source
+from tracker.store.models import Source, Team
 
 
 @dataclass
@@ -61,5 +61,6 @@ def apply_file(watch: FileWatch, *, engine: Engine) -> str:
 
     with session_scope(engine) as s:
         known = s.exec(select(Source.id)).all()
-        sop_file = load_sops_file(watch.path, known_sources=known)
+        ui_teams = s.exec(select(Team.id).where(Team.managed_by == "ui")).all()  # SOPs may name those
+        sop_file = load_sops_file(watch.path, known_sources=known, known_teams=ui_teams)
         return str(sync_sops(session=s, sop_file=sop_file, actor="system").summary())
