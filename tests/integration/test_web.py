@@ -405,7 +405,8 @@ def test_hostile_scraped_text_renders_inert(client: TestClient, seeded: Seeded, 
     csrf = login(client, "editor")
     client.post(f"/impacts/{seeded.hostile_impact}/notes", data={"text": HOSTILE, "csrf_token": csrf})
     paths = ["/", "/changes", f"/changes/{seeded.hostile_change}", f"/changes/{seeded.hostile_change}?view=inline",
-             f"/impacts/{seeded.hostile_impact}", "/sops", "/sops/SOP-EVIL", "/sources", "/sources/evil", "/audit"]
+             f"/impacts/{seeded.hostile_impact}", "/sops", "/sops/SOP-EVIL", "/sources", "/sources/evil", "/audit",
+             "/sources/evil/edit", "/sops/SOP-EVIL/edit", "/sops/new"]
     for path in paths:
         html = client.get(path).text
         assert "<script>alert" not in html and "<img src=x" not in html and "onerror=alert(1)>" not in html, path

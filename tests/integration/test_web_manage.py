@@ -400,3 +400,14 @@ def test_the_new_endpoints_are_in_the_openapi_schema(client: TestClient) -> None
         assert methods <= set(paths.get(path, {})), (path, sorted(paths.get(path, {})))
     docs = client.get("/docs").text
     assert "/api/watches/preview" in docs and "take_over" in docs
+
+
+def test_source_names_link_to_their_pages(client: TestClient, engine: Engine) -> None:
+    login(client, "viewer")
+    with Session(engine) as s:
+        impact = s.exec(select(Impact).where(Impact.source_id == REDDIT)).first()
+    assert impact is not None
+    link = f'href="/sources/{REDDIT}"'
+    for path in ("/", "/changes", f"/changes/{impact.change_id}", f"/impacts/{impact.id}", "/sops/SOP-TS-001",
+                 "/sources"):
+        assert link in client.get(path).text, path
