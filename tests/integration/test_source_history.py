@@ -94,3 +94,22 @@ def test_history_comes_a_page_at_a_time(engine: Engine) -> None:
     assert [e.kind for e in third.events][-1] == "edit"
     assert all(e.at >= f.at for e, f in zip(first.events + second.events, (first.events + second.events)[1:],
                                             strict=False))
+
+
+def test_history_tells_take_overs_and_the_checks_people_asked_for(engine: Engine) -> None:
+    from tracker.declare.manage import set_managed_by
+    from tracker.service.checknow import finish_check_request, request_check
+
+    _source(engine)
+    with session_scope(engine) as s:
+        set_managed_by(session=s, entity="source", entity_id=SLUG, managed_by="ui", actor="pm@example.com")
+    with session_scope(engine) as s:
+        req = request_check(session=s, source_id=SLUG, actor="pm@example.com")
+        finish_check_request(session=s, request_id=req.id or 0, outcome="failed", error="HTTP 503 from there")
+    with Session(engine) as s:
+        events = source_history(session=s, source_id=SLUG).events
+    titles = [e.title for e in events]
+    assert f"check #{req.id} asked for by pm@example.com" in titles
+    assert "taken over in the browser by pm@example.com" in titles
+    asked = next(e for e in events if e.title.startswith("check #"))
+    assert asked.detail == "failed: HTTP 503 from there"

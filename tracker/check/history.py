@@ -3,7 +3,8 @@
 What is stored says it: each Version (the first one is the baseline; every later one is the
 `to_version` of a Change, marked technical, cosmetic, reverted or quiet), the error Snapshots a
 failing streak keeps (the first response of each kind of error), the check state (a streak still
-going on), and the audit events of the source itself (added, edited, disabled, enabled).
+going on), the audit events of the source itself (added, edited, disabled, enabled, taken over),
+and the checks people asked for (Check now) with how each ended.
 
 The check that ends a failing streak is kept as a `recovery` snapshot (a check that succeeds
 without a new text leaves no other trace). For streaks recorded before that, a recovery is shown
@@ -17,6 +18,7 @@ version's blocks or a change's diff), so a source with years of history costs on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,11 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from tracker.store.models import AuditEvent, Change, CheckState, Snapshot, Version
+from tracker.store.models import AuditEvent, Change, CheckRequest, CheckState, Snapshot, Version
 
 PAGE = 30
 MAX_PAGES = 100
-VERSION, ERROR, RECOVERY, FAILING, EDIT = "version", "error", "recovery", "failing", "edit"
+VERSION, ERROR, RECOVERY, FAILING, EDIT, REQUEST = "version", "error", "recovery", "failing", "edit", "request"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class HistoryEvent:
     """One line of the timeline."""
 
     at: datetime
-    kind: str  # version | error | recovery | failing | edit
+    kind: str  # version | error | recovery | failing | edit | request
     title: str
     detail: str = ""
     tags: tuple[str, ...] = ()
@@ -114,15 +116,40 @@ def _checks(session: Session, source_id: str, limit: int) -> list[HistoryEvent]:
             for at, purpose, error, status in rows]
 
 
+_EDITS = {"added": "added", "updated": "edited", "disabled": "disabled", "enabled": "enabled"}
+
+
+def _edit_title(action: str, actor: str, after: Mapping[str, Any] | None) -> str:
+    verb = action.removeprefix("source.")
+    if verb == "managed_by":
+        where = (after or {}).get("managed_by")
+        what = "taken over in the browser" if where == "ui" else "handed back to its file"
+        return f"{what} by {actor}"
+    return f"{_EDITS.get(verb, verb.replace('_', ' '))} by {actor}"
+
+
 def _edits(session: Session, source_id: str, limit: int) -> list[HistoryEvent]:
     rows = session.exec(select(AuditEvent.at, AuditEvent.action, AuditEvent.actor, AuditEvent.after)
                         .where(AuditEvent.entity_type == "source", AuditEvent.entity_id == source_id)
                         .order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
     out = []
     for at, action, actor, after in rows:
-        verb = action.removeprefix("source.").replace("_", " ")
-        keys = ", ".join(sorted(k for k in (after or {}) if k != "id")) if verb == "updated" else ""
-        out.append(HistoryEvent(at, EDIT, f"{verb} by {actor}", f"fields: {keys}" if keys else ""))
+        keys = ", ".join(sorted(k for k in (after or {}) if k != "id")) if action == "source.updated" else ""
+        out.append(HistoryEvent(at, EDIT, _edit_title(action, actor, after), f"fields: {keys}" if keys else ""))
+    return out
+
+
+def _requests(session: Session, source_id: str, limit: int) -> list[HistoryEvent]:
+    """Checks a person asked for (Check now), with how each ended."""
+    rows = session.exec(select(CheckRequest).where(CheckRequest.source_id == source_id)
+                        .order_by(col(CheckRequest.id).desc()).limit(limit)).all()
+    out = []
+    for r in rows:
+        if r.state == "done":
+            ended = f"done: {(r.outcome or '').replace('_', ' ')}"
+        else:
+            ended = f"{r.state}: {r.error}" if r.error else r.state
+        out.append(HistoryEvent(r.requested_at, REQUEST, f"check #{r.id} asked for by {r.requested_by}", ended))
     return out
 
 
@@ -159,7 +186,8 @@ def source_history(*, session: Session, source_id: str, page: int = 1, per_page:
     need = page * per_page + 1  # each kind is read as far as this page and one more event
     state = session.get(CheckState, source_id)
     events = sorted(_versions(session, source_id, need) + _checks(session, source_id, need)
-                    + _edits(session, source_id, need), key=lambda e: e.at, reverse=True)
+                    + _edits(session, source_id, need) + _requests(session, source_id, need),
+                    key=lambda e: e.at, reverse=True)
     # The streak still going on comes before the failure that is its latest check.
     events = sorted(events + _inferred_recoveries(events, state) + _failing(state),
                     key=lambda e: (e.at, e.kind == FAILING), reverse=True)
