@@ -1,8 +1,9 @@
-"""Refusals of the data layer as HTTP answers, by exception type (the most specific class wins).
+"""Refusals of the services as HTTP answers, by exception type (the most specific class wins): the one
+place refusals become HTTP codes, for the API, the forms and the JSON answers of the pages.
 
 InvalidSpec (what was sent does not validate) is a 422 listing every problem, with the messages a file
 sync gives; ManagedElsewhere (the row is managed in its file), a duplicate id and any other Conflict
-are 409; NotFound is 404; any other refusal of the workflow is 409.
+are 409; NotFound is 404; a note over the limit 413; any other refusal of the workflow is 409.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse, Response
 
 from tracker.declare.managed import InvalidSpec
-from tracker.impacts.workflow import Conflict, NoteTooLong, NotFound, WorkflowError
+from tracker.impacts.workflow import NoteTooLong, NotFound, WorkflowError
 
-HTTP_CODES: dict[type[WorkflowError], int] = {InvalidSpec: 422, NotFound: 404, NoteTooLong: 413, Conflict: 409,
-                                              WorkflowError: 409}
+HTTP_CODES: dict[type[WorkflowError], int] = {InvalidSpec: 422, NotFound: 404, NoteTooLong: 413, WorkflowError: 409}
 T = TypeVar("T")
 
 
