@@ -15,7 +15,7 @@ from tracker.check.blocks import Block, OverLimit, Rules, blocks_from_json, bloc
 from tracker.check.diff import diff_blocks
 from tracker.check.extract import extract
 from tracker.check.limits import MAX_HEADING_CHARS, Limits, strip_controls
-from tracker.store.db import alembic_config, make_engine, session_scope, upgrade
+from tracker.store.db import alembic_config, make_engine, session_scope, upgrade, utcnow
 from tracker.store.models import Change, Source, Version
 from tracker.web.diffview import PAGE_CHANGES
 
@@ -62,9 +62,14 @@ def test_blocks_hash_is_the_hash_of_before() -> None:
 
 def _legacy_version(engine: Engine, blocks: list[Block]) -> int:
     """A version written as before 0009: a list of blocks, each with its full path."""
+    with engine.begin() as conn:
+        # The source table as it was then (reflected: today's model has columns added since, e.g. managed_by).
+        table = sa.Table("source", sa.MetaData(), autoload_with=conn)
+        now = utcnow()
+        conn.execute(table.insert().values(id="old", name="Old", url="http://127.0.0.1:9/old", kind="html",
+                                           select=[], remove=[], tags=[], options={}, enabled=True,
+                                           created_at=now, updated_at=now))
     with session_scope(engine) as s:
-        s.add(Source(id="old", name="Old", url="http://127.0.0.1:9/old"))
-        s.flush()
         v = Version(source_id="old", text_hash=blocks_hash(blocks), rules={}, rules_hash="0" * 64,
                     block_count=len(blocks))
         s.add(v)

@@ -189,7 +189,8 @@ def test_every_page_renders(client: TestClient, seeded: Seeded, engine: Engine) 
         "/sources": ["Reddit Community Guidelines", "failing", "3 in a row", "Next run", "due by schedule",
                      'href="/sources/reddit-community-guidelines"'],
         "/sources/reddit-community-guidelines": ["Sections of the latest version", "Reddit Content Policy",
-                                                 f"/changes/{change_id}", "Versions"],
+                                                 f"/changes/{change_id}", "History", "first version", "Schedule",
+                                                 "Next run"],
         "/audit": ["Chain verified", "impact.created", "user.added"],
         "/users": [USERS["viewer"], "Add a user"],
         "/logout": ["Log out"],
@@ -404,14 +405,17 @@ def test_hostile_scraped_text_renders_inert(client: TestClient, seeded: Seeded, 
     csrf = login(client, "editor")
     client.post(f"/impacts/{seeded.hostile_impact}/notes", data={"text": HOSTILE, "csrf_token": csrf})
     paths = ["/", "/changes", f"/changes/{seeded.hostile_change}", f"/changes/{seeded.hostile_change}?view=inline",
-             f"/impacts/{seeded.hostile_impact}", "/sops", "/sops/SOP-EVIL", "/sources", "/sources/evil", "/audit"]
+             f"/impacts/{seeded.hostile_impact}", "/sops", "/sops/SOP-EVIL", "/sources", "/sources/evil", "/audit",
+             "/sources/evil/edit", "/sops/SOP-EVIL/edit", "/sops/new"]
     for path in paths:
         html = client.get(path).text
         assert "<script>alert" not in html and "<img src=x" not in html and "onerror=alert(1)>" not in html, path
         assert "&lt;script&gt;alert(" in html and "&lt;img src=x onerror=alert(1)&gt;" in html, path
         assert 'href="javascript:' not in html, path
-        # The only scripts and images a page may load are its own: none are inline.
-        assert "<script" not in html.replace("&lt;script", ""), path
+        # The only scripts and images a page may load are its own files: none are inline.
+        scripts = re.findall(r"<script[^>]*>", html.replace("&lt;script", ""))
+        assert all(re.fullmatch(r'<script src="/static/[a-z]+\.js">', tag) for tag in scripts), (path, scripts)
+        assert "</script>" not in re.sub(r'<script src="/static/[a-z]+\.js"></script>', "", html), path
 
 
 def test_password_change_or_disabling_ends_sessions(client: TestClient, engine: Engine) -> None:

@@ -43,7 +43,7 @@ def test_search_page_and_api(client: TestClient, engine: Engine) -> None:
     page = client.get("/search", params={"q": f'"{phrase}"'}).text
     assert f'href="/changes/{change.id}"' in page and "<mark>" in page
     page = client.get("/search", params={"q": words, "kind": "source"}).text
-    assert f"{source_id} (current text)" in page
+    assert f'<a href="/sources/{source_id}">{source_id} (current text)</a>' in page  # the source's own page
     found = client.get("/api/search", params={"q": f'"{phrase}"'}).json()
     assert {"kind": "change", "ref": str(change.id)}.items() <= found[0].items() or any(
         h["ref"] == str(change.id) for h in found)

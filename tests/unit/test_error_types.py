@@ -1,10 +1,11 @@
-"""Refusals map to HTTP codes by their type, in one place (tracker.web.api.HTTP_CODES), never by their text."""
+"""Refusals map to HTTP codes by their type, in one place (tracker.web.errors.HTTP_CODES), never by their text."""
 
 from __future__ import annotations
 
+from tracker.declare.managed import InvalidSpec, ManagedElsewhere
 from tracker.impacts.statuses import FINAL, STATUSES, TRANSITIONS, ImpactStatus
 from tracker.impacts.workflow import Conflict, NoteTooLong, NotFound, WorkflowError
-from tracker.web.api import http_code
+from tracker.web.errors import http_code
 
 
 def test_the_code_follows_the_class_not_the_message() -> None:
@@ -14,6 +15,8 @@ def test_the_code_follows_the_class_not_the_message() -> None:
     assert http_code(Conflict("no impact can go from open to updated")) == 409
     assert http_code(NoteTooLong("impact 1", 5000, 4000)) == 413
     assert http_code(WorkflowError("who is acting must be an email address")) == 409
+    assert http_code(InvalidSpec("source x", ["url: must be an absolute http(s) URL"])) == 422
+    assert http_code(ManagedElsewhere("source", "x")) == 409
 
 
 def test_statuses_are_an_enum_whose_members_are_their_text() -> None:

@@ -60,10 +60,16 @@ def source_overview(*, session: Session, source_id: str) -> SourceOverview | Non
                           versions, changes)
 
 
-def latest_sections(*, session: Session, source_id: str) -> list[str] | None:
-    """The heading paths of a source's newest version; None when it has none yet."""
+def latest_section_tree(*, session: Session, source_id: str) -> tuple[int, list[tuple[str, int]]] | None:
+    """The newest version's id and its heading paths with block counts; None when it has none yet."""
     version = session.exec(select(Version).where(Version.source_id == source_id)
                            .order_by(col(Version.id).desc()).limit(1)).first()
     if version is None:
         return None
-    return [s for s, _ in section_tree(blocks_from_json(version.blocks))]
+    return version.id or 0, section_tree(blocks_from_json(version.blocks))
+
+
+def latest_sections(*, session: Session, source_id: str) -> list[str] | None:
+    """The heading paths of a source's newest version; None when it has none yet."""
+    tree = latest_section_tree(session=session, source_id=source_id)
+    return None if tree is None else [s for s, _ in tree[1]]

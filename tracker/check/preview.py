@@ -38,6 +38,10 @@ class PreviewError(Exception):
     """The page could not be fetched or extracted for a preview."""
 
 
+class PreviewExtractionError(PreviewError):
+    """The page was fetched, but the rules make nothing of it (no match, no text, not text)."""
+
+
 @dataclass
 class Page:
     """One fetched page: its body and content type."""
@@ -78,13 +82,26 @@ def section_tree(blocks: Sequence[Block]) -> list[tuple[str, int]]:
     return list(counts.items())
 
 
+class _HttpRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) URLs only (urllib's own would follow one to ftp:)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if not newurl.lower().startswith(("http://", "https://")):
+            raise PreviewError(f"{req.full_url}: redirected to {newurl[:200]!r}, which is not an http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpRedirects)
+
+
 def fetch_page(url: str, *, timeout: float, user_agent: str, max_bytes: int = MAX_PREVIEW_BYTES) -> Page:
     """GET a page (http or https only), at most max_bytes of it; PreviewError on any failure."""
     if not url.lower().startswith(("http://", "https://")):
         raise PreviewError(f"{url}: only http and https URLs can be previewed")
     request = urllib.request.Request(url, headers={"User-Agent": user_agent})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+        with _OPENER.open(request, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
             content_type = response.headers.get("Content-Type")
     except urllib.error.HTTPError as exc:
@@ -108,7 +125,7 @@ def preview(url: str, rules: Rules, *, fetch: Callable[[str], Page], fetches: in
         try:
             blocks = extract(page.body, rules, content_type=page.content_type).blocks
         except ExtractionError as exc:
-            raise PreviewError(f"{url}: {exc}") from None
+            raise PreviewExtractionError(f"{url}: {exc}") from None
         pages.append(page)
         extracted.append(masked(blocks, rules.ignore))
     volatile = volatile_blocks(extracted)

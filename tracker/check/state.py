@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from tracker.check.blocks import Rules
@@ -176,9 +177,10 @@ def fail_check(*, session: Session, source: Source, state: CheckState, fetch: Fe
     now = fetch.fetched_at
     # The first failure of a streak, or a different kind of error (numbers in messages vary).
     first_time = state.consecutive_failures == 0 or _DIGITS.sub("#", state.last_error or "") != _DIGITS.sub("#", error)
-    if keep_body and first_time:
-        # Keep what the server sent the first time an error is seen, for inspection.
-        sha = store_blob(session=session, data=fetch.body) if fetch.body else None
+    if first_time:
+        # The first time an error is seen is kept for the source's history (tracker.check.history), with
+        # what the server sent when it is worth inspecting.
+        sha = store_blob(session=session, data=fetch.body) if keep_body and fetch.body else None
         session.add(Snapshot(source_id=source.id, fetched_at=now, url=fetch.final_url or fetch.url,
                              http_status=fetch.status, headers=_headers(fetch), content_sha256=sha,
                              purpose="error", error=error))
@@ -194,6 +196,13 @@ def fail_check(*, session: Session, source: Source, state: CheckState, fetch: Fe
 
 
 def succeed_check(state: CheckState, fetch: Fetch, result: str) -> None:
+    if state.consecutive_failures:
+        # The end of a failing streak, for the source's history: a check that succeeds without a new
+        # text leaves no other trace. The state is in the recording session (get_check_state added it).
+        session = object_session(state)
+        if session is not None:
+            session.add(Snapshot(source_id=state.source_id, fetched_at=fetch.fetched_at,
+                                 url=fetch.final_url or fetch.url, http_status=fetch.status, purpose="recovery"))
     state.last_checked_at = state.last_success_at = fetch.fetched_at
     state.last_result = result
     state.last_status = fetch.status

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -105,7 +106,7 @@ class Hit:
 
     @property
     def url(self) -> str:
-        return f"/changes/{self.ref}" if self.kind == "change" else f"/sources#{self.ref}"
+        return f"/changes/{self.ref}" if self.kind == "change" else f"/sources/{quote(self.ref, safe='')}"
 
     def snippet_parts(self) -> list[tuple[bool, str]]:
         """The snippet as (matched, text) runs, for templates that escape each run."""

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from tracker.check.diff import Diff, render_text
 from tracker.impacts.statuses import STATUSES
-from tracker.impacts.workflow import NoteTooLong, NotFound, WorkflowError, add_note, mark_change, mark_impact
+from tracker.impacts.workflow import WorkflowError, add_note, mark_change, mark_impact
 from tracker.notify.secrets import mask_templates
 from tracker.public import audit_event_public, change_public, impact_public
 from tracker.store.db import session_scope
@@ -23,9 +23,11 @@ from tracker.store.models import Change, Sop, Source, Team
 from tracker.web import queries as q
 from tracker.web.context import CurrentUser, EditorUser, ReadSession, ctx
 from tracker.web.diffview import page_of
+from tracker.web.errors import HTTP_CODES, http_code, refused
 from tracker.web.filters import DateRange, only_filters
 
 router = APIRouter(prefix="/api", tags=["api"])
+__all__ = ["HTTP_CODES", "http_code", "router"]  # refusals become HTTP codes in tracker.web.errors
 
 
 class ImpactUpdate(BaseModel):
@@ -48,20 +50,6 @@ class ChangeMark(BaseModel):
 
     status: str
     note: str | None = None
-
-
-# The one place refusals become HTTP codes, by exception type (the most specific class wins); any other
-# refusal of the workflow (Conflict, a bad actor or status) is a 409.
-HTTP_CODES: dict[type[WorkflowError], int] = {NotFound: 404, NoteTooLong: 413, WorkflowError: 409}
-
-
-def http_code(exc: WorkflowError) -> int:
-    """The HTTP code of a refusal: its class's, or its nearest base class's."""
-    return next(HTTP_CODES[c] for c in type(exc).__mro__ if c in HTTP_CODES)
-
-
-def _refused(exc: WorkflowError) -> HTTPException:
-    return HTTPException(status_code=http_code(exc), detail=str(exc))
 
 
 def _note_limit(request: Request) -> int:
@@ -119,7 +107,7 @@ def update_impact(request: Request, impact_id: int, body: ImpactUpdate, user: Ed
             )
             result = impact_public(done)
     except WorkflowError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     return result
 
 
@@ -138,7 +126,7 @@ def post_note(request: Request, impact_id: int, body: NoteIn, user: EditorUser) 
                 "created_at": note.created_at,
             }
     except WorkflowError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     return result
 
 
@@ -183,7 +171,7 @@ def mark(request: Request, change_id: int, body: ChangeMark, user: EditorUser) -
                                      note=body.note, max_note_chars=_note_limit(request))
             ]
     except WorkflowError as exc:
-        raise _refused(exc) from None
+        raise refused(exc) from None
     return done
 
 

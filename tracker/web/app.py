@@ -117,18 +117,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=body_limit(settings.max_note_chars), refuse=too_large)
 
-    from tracker.web import actions, api, apidocs, auth, feeds, metrics, pages, search, source_pages, suggestions
+    from tracker.web import (
+        actions,
+        api,
+        apidocs,
+        auth,
+        checknow,
+        feeds,
+        manage_api,
+        manage_sops,
+        manage_sources,
+        metrics,
+        pages,
+        search,
+        source_pages,
+        source_preview,
+        suggestions,
+        watch_builder,
+    )
 
     app.include_router(auth.router)
     app.include_router(apidocs.router)
+    app.include_router(manage_sops.router)  # before pages: /sops/new is not an SOP id
     app.include_router(pages.router)
+    app.include_router(manage_sources.router)  # before source_pages: /sources/new is not a source id
     app.include_router(source_pages.router)
+    app.include_router(checknow.router)
+    app.include_router(checknow.api)
     app.include_router(actions.router)
     app.include_router(api.router)
+    app.include_router(manage_api.router)
     app.include_router(feeds.router)
     app.include_router(search.router)
     app.include_router(search.api)
     app.include_router(metrics.router)
     app.include_router(suggestions.router)
+    app.include_router(watch_builder.router)
+    app.include_router(source_preview.router)
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "web" / "static")), name="static")
     return app

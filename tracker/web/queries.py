@@ -261,6 +261,15 @@ def source_health(session: Session, *, default_schedule: str) -> list[SourceHeal
             for s in sources]
 
 
+def health_of(session: Session, source: Source, *, default_schedule: str) -> SourceHealth:
+    """One source with its check state, when it is next due by its schedule, and its stored next run."""
+    from tracker.service.scheduler import next_source_runs
+
+    state = session.get(CheckState, source.id)
+    return SourceHealth(source, state, _next_due(source, state, default_schedule),
+                        next_source_runs(session=session).get(source.id))
+
+
 def audit_page(session: Session, *, before: int | None = None, limit: int = 100, entity: str = "",
                since: datetime | None = None, until: datetime | None = None) -> list[AuditEvent]:
     """Audit events newest first, `limit` at a time, older than seq `before`, in [since, until) when given."""

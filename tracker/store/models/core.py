@@ -86,7 +86,7 @@ class Snapshot(SQLModel, table=True):
     http_status: int | None = None
     headers: dict[str, str] = _json({})
     content_sha256: str | None = Field(default=None, foreign_key="blob.sha256")
-    purpose: str = "version"  # version | error
+    purpose: str = "version"  # version | error (the first of a failing streak) | recovery (its end)
     error: str | None = None
 
 

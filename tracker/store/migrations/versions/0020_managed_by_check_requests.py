@@ -50,5 +50,10 @@ def downgrade() -> None:
     op.drop_index('ix_check_request_source_id', table_name='check_request')
     op.drop_table('check_request')
     for table in ('team', 'sop', 'source'):
+        if op.get_bind().dialect.name == 'sqlite':
+            # SQLite (3.35+) drops a plain column in place; batch mode would recreate the table, and
+            # dropping `source` fails its foreign keys once versions and impacts refer to it.
+            op.execute(f'ALTER TABLE {table} DROP COLUMN managed_by')
+            continue
         with op.batch_alter_table(table) as batch:
             batch.drop_column('managed_by')
