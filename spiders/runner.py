@@ -11,8 +11,9 @@ from urllib.parse import urlparse
 from scrapy.settings import default_settings as scrapy_defaults
 from sqlmodel import Session, col, select
 
-from spiders import KINDS, render
+from spiders import KINDS, downloader, render
 from spiders.base import SourceRequest, StopFlag
+from spiders.crawl import AllKindsSpider
 from tracker.check.record import lock_sources, record_check
 from tracker.check.state import FAILED, RESULTS, ChangeHook, CheckOutcome, Fetch
 from tracker.check.streams import stream_cursors
@@ -87,7 +88,9 @@ def build_requests(session: Session, sources: list[Source], *, obey_robots: bool
         state = states.get(src.id)
         has_baseline = src.id in with_baseline
         opts = src.options or {}
-        host = urlparse(src.url).netloc
+        # The host as Scrapy keys its download slots (urlparse_cached(request).hostname): requests
+        # Scrapy makes itself, robots.txt's, then share the sources' slot, its delay and its limit.
+        host = urlparse(src.url).hostname or ""
         if "download_delay" in opts or "concurrency" in opts:
             slot = slots.setdefault(host, {})
             # Two sources on one host with different overrides: the more polite value wins.
@@ -151,6 +154,8 @@ def scrapy_settings(settings: Settings, slots: dict[str, dict[str, float]],
         "USER_AGENT": settings.user_agent,
         # On when any source obeys robots.txt; the others say so per request (dont_obey_robotstxt).
         "ROBOTSTXT_OBEY": settings.obey_robots if obey_robots is None else obey_robots,
+        # Scrapy's downloader, made to keep each host's concurrency (see spiders/downloader.py).
+        "DOWNLOADER": downloader.PATH,
         "CONCURRENT_REQUESTS": settings.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrency_per_domain,
         "DOWNLOAD_DELAY": settings.download_delay,
@@ -240,11 +245,11 @@ def run_crawl(*, settings: Settings, source_ids: Sequence[str] | None = None,
                  for kind, reqs in by_kind.items() if kind not in KINDS for r in reqs}
     for outcome in record_failures(database_url=settings.database_url, errors=no_spider | cannot_render):
         report(outcome)
-    for kind, requests in by_kind.items():
-        if kind not in KINDS:
-            continue
-        # Spider keyword arguments become attributes: the pipeline reports each outcome through it.
-        process.crawl(KINDS[kind].spider, sources=requests, report=report, stop=stop)
+    known = {kind: requests for kind, requests in by_kind.items() if kind in KINDS}
+    if known:
+        # One crawler for every kind, so that the per-host and overall limits are the crawl's, not each
+        # kind's (see spiders/crawl.py); the pipeline reports each outcome through the spider.
+        process.crawl(AllKindsSpider, by_kind=known, report=report, stop=stop)
     if process.crawlers:
         process.start()
     seen = {o.source_id for o in summary.outcomes}
