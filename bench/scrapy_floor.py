@@ -8,7 +8,8 @@ crawling framework itself and how much the tracker's work on top of it.
 Run:  .venv/bin/python bench/scrapy_floor.py URLS.txt VALIDATORS.json [--conditional]
 URLS.txt holds one URL per line. Without --conditional every page is fetched and its ETag /
 Last-Modified written to VALIDATORS.json; with it, every request carries them (the unchanged
-re-check). Prints one line: "fetched N pages: S 200, M 304, F failed".
+re-check; a page whose site sent neither is fetched plain, as a tracker would).
+Prints one line: "fetched N pages: S 200, M 304, F failed".
 """
 
 from __future__ import annotations
