@@ -42,7 +42,8 @@ class Kind(Extraction):
 DOCUMENT, STREAM = Shape.DOCUMENT, Shape.STREAM
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind(name="html", spider=HtmlSpider, shape=DOCUMENT, extract=extract_html, check_rules=css_rules,
+    Kind(name="html", spider=HtmlSpider, shape=DOCUMENT, extract=extract_html, extract_unless=extract_html,
+         check_rules=css_rules,
          description="an HTML page, cut into blocks by its headings (select/remove: CSS selectors)"),
     Kind(name="pdf", spider=PdfSpider, shape=DOCUMENT, extract=extract_pdf_text, check_rules=whole_text_rules,
          link_select=True, description="a PDF's text layer, directly or through the link an index page holds"),

@@ -132,12 +132,16 @@ class RecordPipeline:
                     continue
                 seen.add(sid)
                 state = states.get(sid)
+                fresh = state is None
                 if state is None:
+                    # Added once filled in: one INSERT, not an INSERT of an empty row that the first
+                    # flush of the check sends and an UPDATE after it.
                     state = CheckState(source_id=sid)
-                    session.add(state)
                 outcomes.append(record_check(session=session, source=source, fetch=item, kinds=KINDS,
                                              on_change=self.on_change, state=state, baseline_ref=refs.get(sid),
                                              limits=self.limits))
+                if fresh:
+                    session.add(state)
         return outcomes
 
     def _record_alone(self, item: Fetch) -> CheckOutcome:

@@ -122,6 +122,11 @@ class Extracted:
     blocks: list[Block]
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    # The digest of what the blocks are made of (the selected part after removals, the rules and
+    # limits), when the extractor computes one; same_as_before: it equalled the digest the caller
+    # passed (unless=), so the blocks were not built (an empty list) and are those of that page.
+    fingerprint: str | None = None
+    same_as_before: bool = False
 
     @property
     def hash(self) -> str:

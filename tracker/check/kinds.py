@@ -42,6 +42,14 @@ class Extractor(Protocol):
                  limits: Limits) -> Extracted: ...
 
 
+class FingerprintingExtractor(Protocol):
+    """An extractor that also tells a page it read before by its fingerprint (Extracted.fingerprint):
+    given that fingerprint as unless, it skips building the blocks of a page that has it again."""
+
+    def __call__(self, body: bytes, rules: Rules, content_type: str | None, /, *,
+                 limits: Limits, unless: str | None) -> Extracted: ...
+
+
 EntryParser = Callable[[bytes], list[StreamEntry]]
 # select and remove as declared -> what is wrong with them for the kind (empty when nothing is).
 RuleCheck = Callable[[list[str], list[str]], list[str]]
@@ -60,6 +68,8 @@ class Extraction:
     shape: Shape
     description: str  # one line, for `tracker sources kinds` and the docs
     extract: Extractor | None = None  # document kinds
+    # Document kinds whose extractor fingerprints pages (the fast path of an unchanged page).
+    extract_unless: FingerprintingExtractor | None = None
     entries: EntryParser | None = None  # stream kinds
     query: type[BaseModel] = NoQuery  # the schema of the source's `query:`
     check_rules: RuleCheck = any_rules
@@ -78,12 +88,20 @@ Kinds = Mapping[str, Extraction]
 
 
 def extract_kind(body: bytes, rules: Rules, content_type: str | None = None, *, kind: Extraction,
-                 limits: Limits = DEFAULT_LIMITS) -> Extracted:
+                 limits: Limits = DEFAULT_LIMITS, unless: str | None = None) -> Extracted:
     """Extract a fetched body with its kind's extractor (each page of a document of several), within the
-    limits on blocks and text (html counts as it goes; the others bound their own work and are checked here)."""
+    limits on blocks and text (html counts as it goes; the others bound their own work and are checked here).
+
+    unless: the fingerprint of the page read last time. A kind that fingerprints its pages returns
+    Extracted.same_as_before, without blocks, for a page with that fingerprint (see Extracted)."""
     extractor = kind.extract
     if extractor is None:
         raise ValueError(f"kind {kind.name} is a {kind.shape}, not a document")
+    if kind.extract_unless is not None and content_type != PARTS_TYPE:
+        extracted = kind.extract_unless(body, rules, content_type, limits=limits, unless=unless)
+        if not extracted.same_as_before:
+            _check_limits(extracted, limits)
+        return extracted
 
     def within(body: bytes, rules: Rules, content_type: str | None) -> Extracted:
         return extractor(body, rules, content_type, limits=limits)
@@ -103,9 +121,10 @@ def _check_limits(extracted: Extracted, limits: Limits) -> None:
 
 # --- the built-in kinds' extractors and rule checks (spiders.KINDS names them) ----------------------
 
-def extract_html(body: bytes, rules: Rules, content_type: str | None, /, *, limits: Limits) -> Extracted:
-    """kind html: blocks with heading paths from the page (select and remove are CSS)."""
-    return extract(body, rules, content_type=content_type, limits=limits)
+def extract_html(body: bytes, rules: Rules, content_type: str | None, /, *, limits: Limits,
+                 unless: str | None = None) -> Extracted:
+    """kind html: blocks with heading paths from the page (select and remove are CSS), fingerprinted."""
+    return extract(body, rules, content_type=content_type, limits=limits, unless=unless)
 
 
 def extract_pdf_text(body: bytes, rules: Rules, content_type: str | None, /, *, limits: Limits) -> Extracted:

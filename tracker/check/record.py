@@ -119,11 +119,19 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
                              kind=kind)
     rules = rules_for(source)
     content_type = {k.lower(): v for k, v in fetch.headers.items()}.get("content-type")
+    # The fingerprint of the last page read holds only for the baseline it was read against.
+    known = _fingerprint_of(state, ref)
     try:
-        new_blocks = extract_kind(fetch.body, rules, content_type, kind=kind, limits=limits).blocks
+        extracted = extract_kind(fetch.body, rules, content_type, kind=kind, limits=limits, unless=known)
     except ExtractionError as exc:
         return fail_check(session=session, source=source, state=state, fetch=fetch, error=str(exc),
                           keep_body=True)
+    if extracted.same_as_before and ref is not None:
+        # The selected part of the page is what it was when its text was the baseline's: unchanged,
+        # told without building its blocks (the common case of a page sent without validators).
+        succeed_check(state, fetch, UNCHANGED)
+        return CheckOutcome(source.id, UNCHANGED, version_id=ref[0])
+    new_blocks = extracted.blocks
 
     # What the ignore patterns match takes no part in the comparison; the version keeps the whole blocks.
     compared = masked(new_blocks, rules.ignore)
@@ -131,6 +139,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
     if ref is not None and ref[1] == text_hash:
         # Unchanged: the baseline's blocks are never loaded (the common case of an unvalidated fetch).
         succeed_check(state, fetch, UNCHANGED)
+        state.fingerprint = _pin(ref, extracted.fingerprint)
         return CheckOutcome(source.id, UNCHANGED, version_id=ref[0])
     baseline = session.get(Version, ref[0]) if ref is not None else None
 
@@ -141,6 +150,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
     session.add(version)
     session.flush()
     index_version(session=session, version=version)
+    state.fingerprint = _pin((version.id or 0, text_hash), extracted.fingerprint)
     if baseline is None:
         succeed_check(state, fetch, NEW)
         return CheckOutcome(source.id, NEW, version_id=version.id)
@@ -190,6 +200,21 @@ def _tell_apart(*, session: Session, source: Source, change: Change, old: Sequen
     if earlier is not None:
         change.reverts_to_version_id, change.reverts_to_at = earlier.id, earlier.created_at
         change.quiet = is_quiet_flap(session=session, source=source, change=change)
+
+
+def _pin(baseline: tuple[int, str], fingerprint: str | None) -> str | None:
+    """check_state.fingerprint: the page's fingerprint tied to the version its text was (id and text hash)."""
+    return f"{baseline[0]}:{baseline[1][:16]}:{fingerprint}" if fingerprint is not None else None
+
+
+def _fingerprint_of(state: CheckState, ref: tuple[int, str] | None) -> str | None:
+    """The last page's fingerprint when it was read against the current baseline (the same version,
+    with the same text), else None: the page is read in full, and a baseline recorded or rewritten
+    since, by whatever means, is never vouched for."""
+    if ref is None or not state.fingerprint:
+        return None
+    pinned, _, fingerprint = state.fingerprint.rpartition(":")
+    return fingerprint if fingerprint and pinned == f"{ref[0]}:{ref[1][:16]}" else None
 
 
 def _kind_of(source: Source, kinds: Kinds | None) -> Extraction | None:

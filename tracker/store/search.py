@@ -64,6 +64,17 @@ def change_text(diff: Mapping[str, Any]) -> str:
 
 def _upsert(session: Session, *, kind: str, ref: str, source_id: str, at: datetime, title: str,
             body: str) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # One INSERT ... ON CONFLICT DO UPDATE on (kind, ref) rather than a lookup (with the autoflush
+        # before it) and then an INSERT or UPDATE: every new version of every source comes here.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = sqlite.insert(SearchDoc) if dialect == "sqlite" else postgresql.insert(SearchDoc)
+        values = {"at": at, "title": _clean(title), "body": _clean(body)}
+        session.execute(insert.values(kind=kind, ref=ref, source_id=source_id, **values)
+                        .on_conflict_do_update(index_elements=["kind", "ref"], set_=values))
+        return
     doc = session.exec(select(SearchDoc).where(SearchDoc.kind == kind, SearchDoc.ref == ref)).first()
     if doc is None:
         doc = SearchDoc(kind=kind, ref=ref, source_id=source_id, at=at)
