@@ -140,11 +140,12 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
 
     # (lxml.etree.strip_elements would be no faster, and _drop is what decides which pages fail: lxml
     # refuses a tail holding a control character, and such pages must keep failing as they always did.)
-    for el in list(root.iter(lxml.etree.Comment, lxml.etree.ProcessingInstruction)):
+    # One walk of the tree for comments, processing instructions and every ALWAYS_REMOVE tag, not one
+    # per tag (14 walks of the whole page were a fifth of telling an unchanged page by its fingerprint).
+    # In document order an element inside another dropped one is dropped from the detached subtree,
+    # which changes nothing that stays in the page.
+    for el in list(root.iter(lxml.etree.Comment, lxml.etree.ProcessingInstruction, *ALWAYS_REMOVE)):
         _drop(el)
-    for tag in ALWAYS_REMOVE:
-        for el in list(root.iter(tag)):
-            _drop(el)
     for sel in rules.remove:
         for el in _selector(sel)(root):
             _drop(el)

@@ -115,7 +115,10 @@ def extract_kind(body: bytes, rules: Rules, content_type: str | None = None, *, 
 def _check_limits(extracted: Extracted, limits: Limits) -> None:
     if len(extracted.blocks) > limits.max_blocks:
         raise OverLimit(blocks_over(limits))
-    if sum(len(b.text.encode("utf-8")) for b in extracted.blocks) > limits.max_text_bytes:
+    # Characters first: the UTF-8 size is at most four times that, so most pages need no encoding.
+    chars = sum(len(b.text) for b in extracted.blocks)
+    if chars > limits.max_text_bytes or (chars * 4 > limits.max_text_bytes and sum(
+            len(b.text.encode("utf-8")) for b in extracted.blocks) > limits.max_text_bytes):
         raise OverLimit(text_over(limits))
 
 
