@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tests.conftest import PolicySite
+from tracker.audit.trail import verify
 from tracker.config import Settings
 from tracker.declare.sources import SourceSpec, sync_sources
 from tracker.impacts.workflow import Conflict
@@ -27,7 +28,7 @@ from tracker.service.checknow import (
 )
 from tracker.service.jobs import Service
 from tracker.store.db import session_scope
-from tracker.store.models import CheckRequest
+from tracker.store.models import AuditEvent, CheckRequest
 
 REDDIT = "reddit-community-guidelines"
 
@@ -78,6 +79,14 @@ def test_two_requests_at_once_make_one(engine: Engine, policy_site: PolicySite) 
         assert len(s.exec(select(CheckRequest)).all()) == 5
         with pytest.raises(Conflict, match="disabled"):
             request_check(session=s, source_id="off", actor="a@example.com")
+    with session_scope(engine) as s:
+        # One audit event per request made (not per press), by whoever made it, and the chain intact.
+        events = s.exec(select(AuditEvent).where(AuditEvent.action == "source.check_requested")
+                        .order_by(col(AuditEvent.seq))).all()
+        requests = s.exec(select(CheckRequest).order_by(col(CheckRequest.id))).all()
+        assert [(e.entity_id, e.after, e.actor) for e in events] == \
+            [("reddit", {"request": r.id}, r.requested_by) for r in requests]
+        assert verify(s).ok
 
 
 def test_without_a_service_the_check_runs_here(db_url: str, engine: Engine, policy_site: PolicySite) -> None:

@@ -130,7 +130,9 @@ def _edit_title(action: str, actor: str, after: Mapping[str, Any] | None) -> str
 
 def _edits(session: Session, source_id: str, limit: int) -> list[HistoryEvent]:
     rows = session.exec(select(AuditEvent.at, AuditEvent.action, AuditEvent.actor, AuditEvent.after)
-                        .where(AuditEvent.entity_type == "source", AuditEvent.entity_id == source_id)
+                        .where(AuditEvent.entity_type == "source", AuditEvent.entity_id == source_id,
+                               # The timeline tells check requests from their own table, with outcomes.
+                               AuditEvent.action != "source.check_requested")
                         .order_by(col(AuditEvent.seq).desc()).limit(limit)).all()
     out = []
     for at, action, actor, after in rows:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from tracker.audit.trail import append_event
 from tracker.config import Settings
 from tracker.impacts.workflow import Conflict, NotFound
 from tracker.service.crawler import CrawlResult, SubprocessCrawler
@@ -75,13 +76,20 @@ def request_check(*, session: Session, source_id: str, actor: str, now: datetime
 
         insert = sqlite.insert(CheckRequest) if dialect == "sqlite" else postgresql.insert(CheckRequest)
         # A concurrent request for the same source wins the index; this one then returns it.
-        session.execute(insert.values(**values).on_conflict_do_nothing(
-            index_elements=["source_id"], index_where=col(CheckRequest.state).in_(ACTIVE_STATES)))
+        inserted = session.execute(insert.values(**values).on_conflict_do_nothing(
+            index_elements=["source_id"], index_where=col(CheckRequest.state).in_(ACTIVE_STATES))
+            .returning(col(CheckRequest.id))).first()
+        queued = inserted is not None
     else:
         session.add(CheckRequest(**values))
         session.flush()
+        queued = True
     found = active_request(session=session, source_id=source_id)
     assert found is not None, "a request was inserted or found active"
+    if queued:
+        # Who asked for which check, in the trail like every other thing a person does in the browser.
+        append_event(session=session, actor=actor, action="source.check_requested", entity_type="source",
+                     entity_id=source_id, after={"request": found.id}, at=now)
     return found
 
 
