@@ -36,6 +36,13 @@ def check(session: Session, src: Source, at: datetime) -> str:
     return outcome.result
 
 
+def add_x(session: Session, site: PolicySite) -> Source:
+    src = Source(id="x", name="x", url=site.url(X), select=["article.policy"])
+    session.add(src)
+    session.flush()
+    return src
+
+
 class BlocksBuilt:
     """Counts how often extraction built blocks (the XSLT pass), to see the fast path taken."""
 
@@ -76,9 +83,7 @@ def test_the_same_selected_text_with_fresh_noise_has_one_fingerprint(policy_site
 def test_an_unchanged_page_is_told_without_building_blocks_and_a_change_is_still_seen(
         session: Session, policy_site_novalidators: PolicySite, monkeypatch: pytest.MonkeyPatch) -> None:
     site = policy_site_novalidators
-    src = Source(id="x", name="x", url=site.url(X), select=["article.policy"])
-    session.add(src)
-    session.flush()
+    src = add_x(session, site)
     built = BlocksBuilt(monkeypatch)
     assert check(session, src, T0) == NEW
     state = session.get(CheckState, "x")
@@ -102,9 +107,7 @@ def test_an_unchanged_page_is_told_without_building_blocks_and_a_change_is_still
 def test_a_baseline_recorded_or_rewritten_since_is_never_vouched_for(
         session: Session, policy_site_novalidators: PolicySite, monkeypatch: pytest.MonkeyPatch) -> None:
     site = policy_site_novalidators
-    src = Source(id="x", name="x", url=site.url(X), select=["article.policy"])
-    session.add(src)
-    session.flush()
+    src = add_x(session, site)
     assert check(session, src, T0) == NEW
     built = BlocksBuilt(monkeypatch)
     # The baseline's text hash rewritten in place (as a migration might): the fingerprint no longer
@@ -130,9 +133,7 @@ def test_a_baseline_recorded_or_rewritten_since_is_never_vouched_for(
 def test_changed_rules_read_the_page_in_full(
         session: Session, policy_site_novalidators: PolicySite, monkeypatch: pytest.MonkeyPatch) -> None:
     site = policy_site_novalidators
-    src = Source(id="x", name="x", url=site.url(X), select=["article.policy"])
-    session.add(src)
-    session.flush()
+    src = add_x(session, site)
     assert check(session, src, T0) == NEW
     built = BlocksBuilt(monkeypatch)
     src.remove = ["h2"]
