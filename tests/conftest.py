@@ -63,6 +63,17 @@ def _pg_schema_url(base: str) -> Iterator[str]:
         eng.dispose()
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2 with cheap parameters (tests.support.web_login.CHEAP) wherever this process hashes a
+    password, so that seeding users and logging in take milliseconds. Servers started in this process
+    use it too; a `tracker` subprocess hashes as in production."""
+    import tracker.accounts
+    from tests.support.web_login import CHEAP
+
+    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: SQLite in tmp_path, and a fresh PostgreSQL schema when configured."""

@@ -157,4 +157,6 @@ def test_a_pm_manages_a_source_and_an_sop_in_the_browser(server: Server, page: A
                                                                           ("done", "changed", USERS["editor"])]
         actions = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.actor == USERS["editor"])
                                             .order_by(col(AuditEvent.seq))).all()]
-        assert actions == ["source.added", "sop.added", "impact.status"]
+        # Each thing the PM did, in order: the two presses of Check now among them.
+        assert actions == ["source.added", "source.check_requested", "sop.added", "source.check_requested",
+                           "impact.status"]

@@ -7,36 +7,24 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-import tracker.accounts
 from tests.conftest import run_tracker
 from tests.support.uvicorn_server import running
-from tests.support.web_seed import PASSWORD, USERS, Seeded, add_users, seed
+from tests.support.web_seed import PASSWORD, USERS, Seeded, seed_with_users
 from tracker.config import DEFAULT_MAX_NOTE_CHARS, Settings
-from tracker.store.db import session_scope
 from tracker.store.models import AuditEvent, Impact, ImpactNote
 from tracker.web import create_app
 from tracker.web.bodylimit import body_limit
 
-CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 LIMIT = 50
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
 
 
 @pytest.fixture
 def seeded(engine: Engine) -> Seeded:
-    with session_scope(engine) as s:
-        out = seed(s, versions=2)
-        add_users(s)
-    return out
+    return seed_with_users(engine, versions=2)
 
 
 def client(db_url: str, **settings: int) -> TestClient:

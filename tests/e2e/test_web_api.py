@@ -8,32 +8,21 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import tracker.accounts
 from tests.conftest import tracker_env
-from tests.support.web_seed import PASSWORD, USERS, Seeded, add_users, seed
+from tests.support.web_seed import PASSWORD, USERS, Seeded, seed_with_users
 from tracker.config import Settings
-from tracker.store.db import session_scope
 from tracker.store.models import AuditEvent, Impact
 from tracker.web import create_app
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: cheap)
-
-
 @pytest.fixture
 def seeded(engine: Engine) -> Seeded:
-    with session_scope(engine) as s:
-        out = seed(s, versions=3)
-        add_users(s)
-    return out
+    return seed_with_users(engine, versions=3)
 
 
 @pytest.fixture

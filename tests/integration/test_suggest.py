@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-import tracker.accounts
-from tests.integration.test_web import CHEAP, login
+from tests.integration.test_web import login
 from tests.support.web_seed import USERS, add_users, seed
 from tracker.config import Settings
 from tracker.impacts.suggest import change_query, rank, sop_documents, suggest, tokens
@@ -27,11 +26,6 @@ DISTRACTORS = {
     "SOP-LE-006": "Law enforcement data requests",
     "SOP-MUS-008": "Music licensing and artist royalties",
 }
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
 
 
 @pytest.fixture

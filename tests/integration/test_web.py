@@ -8,34 +8,22 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import tracker.accounts
-from tests.support.web_seed import HOSTILE, PASSWORD, USERS, Seeded, add_users, seed
+from tests.support.web_seed import HOSTILE, PASSWORD, USERS, Seeded, seed_with_users
 from tracker.audit.trail import verify
 from tracker.config import Settings
 from tracker.store.db import session_scope
 from tracker.store.models import AuditEvent, Impact, ImpactNote
 from tracker.web import create_app
 
-CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real argon2, with cheap parameters so logins in tests take milliseconds."""
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
-
 
 @pytest.fixture
 def seeded(engine: Engine) -> Seeded:
-    with session_scope(engine) as s:
-        out = seed(s, versions=4, hostile=True)
-        add_users(s)
-    return out
+    return seed_with_users(engine, versions=4, hostile=True)
 
 
 @pytest.fixture

@@ -20,16 +20,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-import tracker.accounts
 from spiders import KINDS
 from tests.integration.test_manage import RICH_SOURCES
-from tests.support.web_login import CHEAP, csrf_headers, login, page_csrf
-from tests.support.web_seed import Seeded, add_users, seed
+from tests.support.web_login import csrf_headers, login, page_csrf
+from tests.support.web_seed import Seeded, seed_with_users
 from tracker.config import Settings
 from tracker.declare.manage import source_to_spec_dict
 from tracker.declare.sources import load_sources_file
 from tracker.declare.yamlfile import RegistryError
-from tracker.store.db import session_scope
 from tracker.store.models import AuditEvent, Change, Impact, Sop, Source, Team, User
 from tracker.web import create_app
 from tracker.web.forms import source_form
@@ -40,17 +38,9 @@ MUTATIONS = {"POST", "PUT", "PATCH", "DELETE"}
 SELF_SERVICE = {"/login", "/logout", "/account/feed-tokens", "/account/feed-tokens/{token_id}/revoke"}
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
-
-
 @pytest.fixture
 def seeded(engine: Engine) -> Seeded:
-    with session_scope(engine) as s:
-        out = seed(s, versions=3)
-        add_users(s)
-    return out
+    return seed_with_users(engine, versions=3)
 
 
 @pytest.fixture

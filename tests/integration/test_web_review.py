@@ -10,27 +10,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import tracker.accounts
-from tests.integration.test_web import CHEAP, login
-from tests.support.web_seed import Seeded, add_users, seed
+from tests.integration.test_web import login
+from tests.support.web_seed import Seeded, seed_with_users
 from tracker.config import Settings
-from tracker.store.db import session_scope
 from tracker.store.models import Impact
 from tracker.web import create_app
 from tracker.web.review import matched_sections, section_anchor
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
-
-
 @pytest.fixture
 def seeded(engine: Engine) -> Seeded:
-    with session_scope(engine) as s:
-        out = seed(s, versions=4)
-        add_users(s)
-    return out
+    return seed_with_users(engine, versions=4)
 
 
 @pytest.fixture

@@ -10,19 +10,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-import tracker.accounts
 from tests.integration.test_search import current_only_phrase, inserted_phrase
-from tests.integration.test_web import CHEAP, login
+from tests.integration.test_web import login
 from tests.support.web_seed import add_users, seed
 from tracker.config import Settings
 from tracker.store.db import session_scope
 from tracker.store.models import AuditEvent, Change
 from tracker.web import create_app
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
 
 
 @pytest.fixture

@@ -13,35 +13,23 @@ from datetime import timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import tracker.accounts
 from tests.support.uvicorn_server import running
-from tests.support.web_seed import PASSWORD, USERS, Seeded, add_users, seed
+from tests.support.web_seed import PASSWORD, USERS, Seeded, add_users, seed_with_users
 from tracker.config import Settings
 from tracker.store.db import make_engine, session_scope, utcnow
 from tracker.store.models import Impact, ImpactNote, LoginAttempt, WebSession
 from tracker.web import create_app
 from tracker.web.ratelimit import LoginLimiter
 
-CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real argon2 with cheap parameters (the servers below run in this process, so they use it too)."""
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
-
 
 @pytest.fixture
 def seeded(engine: Engine) -> Seeded:
-    with session_scope(engine) as s:
-        out = seed(s, versions=2)
-        add_users(s)
-    return out
+    return seed_with_users(engine, versions=2)
 
 
 @pytest.fixture

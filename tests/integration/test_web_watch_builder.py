@@ -17,9 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import tracker.accounts
 from tests.conftest import PolicySite
-from tests.support.web_login import CHEAP, csrf_headers
+from tests.support.web_login import csrf_headers
 from tests.support.web_seed import add_users, seed
 from tracker.check.overview import source_overview
 from tracker.config import Settings
@@ -30,11 +29,6 @@ from tracker.store.models import Impact
 from tracker.web import create_app
 
 REDDIT = "reddit-community-guidelines"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
 
 
 @pytest.fixture

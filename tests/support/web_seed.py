@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from spiders import KINDS
@@ -20,6 +22,7 @@ from tracker.check.diff import diff_blocks
 from tracker.check.record import record_check
 from tracker.check.state import Fetch
 from tracker.impacts.mapping import MappingContext, map_change
+from tracker.store.db import session_scope
 from tracker.store.models import Change, CheckState, Impact, Sop, Source, Team, Version
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pga"
@@ -205,3 +208,11 @@ def add_users(session: Session) -> None:
     """One user of each role, all with PASSWORD."""
     for role, email in USERS.items():
         add_user(session=session, email=email, password=PASSWORD, role=role)
+
+
+def seed_with_users(engine: Engine, **kwargs: Any) -> Seeded:
+    """seed(**kwargs) and add_users in one transaction of its own: the `seeded` fixture of the web tests."""
+    with session_scope(engine) as s:
+        out = seed(s, **kwargs)
+        add_users(s)
+    return out
