@@ -53,8 +53,7 @@ def test_one_stray_byte_in_a_utf8_page_changes_only_its_block(db_url: str, tmp_p
         assert [(c["added"], c["removed"], c["modified"]) for c in changes(db_url)] == [(0, 0, 1), (0, 0, 1)]
 
 
-def test_offhost_redirects_are_flagged_or_refused_per_source(db_url: str, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offhost_redirects_are_flagged_or_refused_per_source(db_url: str, tmp_path: Path) -> None:
     with serve_pages() as site:
         site.routes["/page"] = Route(real_page(X, 1))
         # 127.0.0.1 and localhost: one server, two host names.
@@ -93,14 +92,12 @@ def test_offhost_redirects_are_flagged_or_refused_per_source(db_url: str, tmp_pa
 
     from fastapi.testclient import TestClient
 
-    import tracker.accounts
-    from tests.integration.test_web import CHEAP, login
+    from tests.integration.test_web import login
     from tests.support.web_seed import add_users
     from tracker.config import Settings
     from tracker.store.db import make_engine, session_scope
     from tracker.web import create_app
 
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
     eng = make_engine(db_url)
     with session_scope(eng) as s:
         add_users(s)

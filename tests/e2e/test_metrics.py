@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import tracker.accounts
-from tests.integration.test_web import CHEAP, login
+from tests.integration.test_web import login
 from tests.support.web_seed import add_users, seed
 from tracker.config import Settings
 from tracker.store.db import session_scope
@@ -100,9 +99,7 @@ def _html_table(page: str, name: str) -> list[list[str]]:
     return [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.S)] for r in rows]
 
 
-def test_metrics_page_charts_and_csv_match_the_tables(plan: list[dict[str, Any]], db_url: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracker.accounts, "_hasher", lambda: CHEAP)
+def test_metrics_page_charts_and_csv_match_the_tables(plan: list[dict[str, Any]], db_url: str) -> None:
     settings = Settings(database_url=db_url, secret_key="test-secret-key-0123456789")
     with TestClient(create_app(settings), follow_redirects=False) as c:
         login(c, "viewer")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tests.integration.test_web import app_settings, cheap_hashes, login, seeded  # noqa: F401  (fixtures)
+from tests.integration.test_web import app_settings, login, seeded  # noqa: F401  (fixtures)
 from tests.support.web_seed import Seeded
 from tracker.config import Settings
 from tracker.store.models import AuditEvent, FeedToken, User

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from tests.integration.test_web import app_settings, cheap_hashes, client, login, seeded  # noqa: F401 (fixtures)
+from tests.integration.test_web import app_settings, client, login, seeded  # noqa: F401 (fixtures)
 from tracker.check.blocks import Block, OverLimit, Rules, blocks_from_json, blocks_hash, blocks_to_json
 from tracker.check.diff import diff_blocks
 from tracker.check.extract import extract
