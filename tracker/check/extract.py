@@ -183,11 +183,11 @@ def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
         blocks = walker.blocks
     if not blocks:
         raise NoText("the selected part of the page holds no text")
-    _check_text(blocks, limits)
+    check_text(blocks, limits)
     return Extracted(blocks=blocks, encoding=encoding, fingerprint=page_print)
 
 
-def _check_text(blocks: Sequence[Block], limits: Limits) -> None:
+def check_text(blocks: Sequence[Block], limits: Limits) -> None:
     """OverLimit when the blocks' text (UTF-8) is larger than limits allow."""
     chars = sum(len(b.text) for b in blocks)
     if chars > limits.max_text_bytes or (

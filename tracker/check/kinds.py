@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from tracker.check.blocks import Extracted, OverLimit, Rules
 from tracker.check.ecfr import extract_part
 from tracker.check.entry import StreamEntry
-from tracker.check.extract import extract, validate_selector
+from tracker.check.extract import check_text, extract, validate_selector
 from tracker.check.jsondoc import extract_json, validate_jmespath
-from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over, text_over
+from tracker.check.limits import DEFAULT_LIMITS, Limits, blocks_over
 from tracker.check.parts import PARTS_TYPE, extract_parts
 from tracker.check.pdf import extract_pdf
 from tracker.check.render import render_problems
@@ -115,11 +115,7 @@ def extract_kind(body: bytes, rules: Rules, content_type: str | None = None, *, 
 def _check_limits(extracted: Extracted, limits: Limits) -> None:
     if len(extracted.blocks) > limits.max_blocks:
         raise OverLimit(blocks_over(limits))
-    # Characters first: the UTF-8 size is at most four times that, so most pages need no encoding.
-    chars = sum(len(b.text) for b in extracted.blocks)
-    if chars > limits.max_text_bytes or (chars * 4 > limits.max_text_bytes and sum(
-            len(b.text.encode("utf-8")) for b in extracted.blocks) > limits.max_text_bytes):
-        raise OverLimit(text_over(limits))
+    check_text(extracted.blocks, limits)
 
 
 # --- the built-in kinds' extractors and rule checks (spiders.KINDS names them) ----------------------

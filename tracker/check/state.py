@@ -20,7 +20,7 @@ from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from tracker.check.blocks import Rules
-from tracker.store.db import utcnow
+from tracker.store.db import conflict_insert, utcnow
 from tracker.store.models import Blob, Change, CheckState, Snapshot, Source, Version
 
 # Response headers worth keeping with a snapshot.
@@ -87,13 +87,10 @@ def store_blob(*, session: Session, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     # Level 1: a page compresses in ~1 ms instead of ~3.6 ms at level 6 (a quarter of a new
     # page's recording time), for ~30% more bytes (0.29 vs 0.22 of the raw size on the corpus).
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
+    insert = conflict_insert(session, Blob)
+    if insert is not None:
         # One INSERT that keeps the existing row, instead of a lookup (and the autoflush before it)
         # and then an INSERT: every new version stores a blob, and it is almost always new.
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = sqlite.insert(Blob) if dialect == "sqlite" else postgresql.insert(Blob)
         session.execute(insert.values(sha256=digest, size=len(data), data=zlib.compress(data, 1))
                         .on_conflict_do_nothing(index_elements=["sha256"]))
     elif session.get(Blob, digest) is None:

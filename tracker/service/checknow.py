@@ -27,7 +27,7 @@ from tracker.config import Settings
 from tracker.impacts.workflow import Conflict, NotFound
 from tracker.service.crawler import CrawlResult, SubprocessCrawler
 from tracker.service.status import heartbeat_alive
-from tracker.store.db import session_scope, utcnow
+from tracker.store.db import conflict_insert, session_scope, utcnow
 from tracker.store.models import CheckRequest, CheckState, SchedulerState, Source
 from tracker.store.models.checks import ACTIVE_STATES
 
@@ -69,12 +69,9 @@ def request_check(*, session: Session, source_id: str, actor: str, now: datetime
     _expire_stale(session, source_id, now, stale_after)
     if (active := active_request(session=session, source_id=source_id)) is not None:
         return active
-    dialect = session.get_bind().dialect.name
     values: dict[str, Any] = {"source_id": source_id, "requested_by": actor, "requested_at": now, "state": "queued"}
-    if dialect in ("sqlite", "postgresql"):
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = sqlite.insert(CheckRequest) if dialect == "sqlite" else postgresql.insert(CheckRequest)
+    insert = conflict_insert(session, CheckRequest)
+    if insert is not None:
         # A concurrent request for the same source wins the index; this one then returns it.
         inserted = session.execute(insert.values(**values).on_conflict_do_nothing(
             index_elements=["source_id"], index_where=col(CheckRequest.state).in_(ACTIVE_STATES))

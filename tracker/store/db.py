@@ -63,6 +63,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def conflict_insert(session: Session, table: Any) -> Any | None:
+    """An INSERT of the table that can say ON CONFLICT (DO NOTHING / DO UPDATE), on the backends that
+    have one (SQLite and PostgreSQL); None elsewhere, where the caller looks the row up first."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    return None
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session whose work commits together at the end, or rolls back on error."""

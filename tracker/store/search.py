@@ -23,7 +23,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from tracker.store.db import UTCDateTime
+from tracker.store.db import UTCDateTime, conflict_insert
 from tracker.store.models import Change, SearchDoc, Version
 
 # Text indexed per document; a bigger source's tail is not searchable (TRACKER_MAX_TEXT_BYTES bounds it anyway).
@@ -64,13 +64,10 @@ def change_text(diff: Mapping[str, Any]) -> str:
 
 def _upsert(session: Session, *, kind: str, ref: str, source_id: str, at: datetime, title: str,
             body: str) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
+    insert = conflict_insert(session, SearchDoc)
+    if insert is not None:
         # One INSERT ... ON CONFLICT DO UPDATE on (kind, ref) rather than a lookup (with the autoflush
         # before it) and then an INSERT or UPDATE: every new version of every source comes here.
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = sqlite.insert(SearchDoc) if dialect == "sqlite" else postgresql.insert(SearchDoc)
         values = {"at": at, "title": _clean(title), "body": _clean(body)}
         session.execute(insert.values(kind=kind, ref=ref, source_id=source_id, **values)
                         .on_conflict_do_update(index_elements=["kind", "ref"], set_=values))

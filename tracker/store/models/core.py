@@ -66,9 +66,10 @@ class CheckState(SQLModel, table=True):
     last_modified: str | None = None
     # What a kind remembers between checks beyond validators (eCFR: the newest edition recorded).
     cursor: str | None = None
-    # "<version id>:<digest>" of the selected part of the last page read, when its text was that
-    # version's: the next fetch with the same digest is unchanged without being read in full
-    # (tracker.check.record; only kinds whose extractor computes one, html today).
+    # "<version id>:<its text hash, 16 hex>:<digest>": the fingerprint of the selected part of the last
+    # page read, pinned to the version its text was; the next fetch with the same digest against that
+    # same baseline is unchanged without being read in full (tracker.check.record; kinds whose
+    # extractor computes one, html today).
     fingerprint: str | None = Field(default=None, max_length=80)
 
 
