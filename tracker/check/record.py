@@ -47,7 +47,7 @@ from tracker.check.state import (
 from tracker.check.streams import record_stream
 from tracker.check.volatile import masked
 from tracker.store.models import Change, CheckState, Snapshot, Source, Version
-from tracker.store.search import index_change, index_version
+from tracker.store.search import index_change, queue_version
 
 # Re-exported from tracker.check.state: what callers have always imported from here.
 __all__ = ["KEPT_HEADERS", "NEW", "CHANGED", "UNCHANGED", "NOT_MODIFIED", "FAILED", "RESULTS", "Fetch", "CheckOutcome",
@@ -149,7 +149,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
                       block_count=len(new_blocks), rules=rules.to_json(), rules_hash=rules.hash)
     session.add(version)
     session.flush()
-    index_version(session=session, version=version)
+    queue_version(session=session, version=version)
     state.fingerprint = _pin((version.id or 0, text_hash), extracted.fingerprint)
     if baseline is None:
         succeed_check(state, fetch, NEW)

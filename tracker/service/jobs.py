@@ -44,6 +44,7 @@ from tracker.service.logs import event
 from tracker.store.db import make_engine, session_scope, utcnow
 from tracker.store.locks import LockHeld, SchedulerLock, scheduler_lock
 from tracker.store.models import CheckState, JobRun, LeaseHeld, SchedulerState, Source
+from tracker.store.search import index_pending
 
 
 class SchedulerBusy(Exception):
@@ -406,7 +407,20 @@ class Service:
         event("crawl.finished", level, sources=source_ids, result=outcome, job_run=run, **detail)
         with session_scope(self.db) as s:  # "check now" requests of these sources get their outcome at once
             settle_check_requests(session=s, source_ids=source_ids)
+        self._index_for_search()
         return result
+
+    def _index_for_search(self) -> None:
+        """Take the texts this crawl queued into the search index, between crawls rather than during them
+        (a search would do it before reading anyway); a failure here is logged and left to the next run."""
+        try:
+            with Session(self.db) as s:
+                started = time.monotonic()
+                done = index_pending(s, commit=True)
+            if done:
+                event("search.indexed", texts=done, seconds=round(time.monotonic() - started, 2))
+        except Exception as exc:
+            event("search.index_failed", logging.ERROR, error=repr(exc))
 
     def _send_alerts(self) -> None:
         """Failure alerts (and any others due) to team channels; a notification problem never stops the service."""

@@ -1,8 +1,11 @@
 """Full-text search over changes and the current text of every source, on SQLite and PostgreSQL.
 
-The crawl keeps the index in step in the transaction that records a version or a change
-(tracker.check.record calls index_version and index_change), so what is searchable is exactly
-what is committed. The text comes from the stored JSON forms (Version.blocks, Change.diff), read
+A change is indexed in the transaction that records it (tracker.check.record calls index_change).
+A source's current text is not: tokenising ~60 KB of text cost a first check more than a third of
+its time, so the crawl only queues the source (queue_version: one row in search_pending) and
+index_pending takes the queue in, run by the service after each crawl and by search() before it
+reads. What a search finds is therefore exactly what is committed, as before; what waits is the
+work, not the result. The text comes from the stored JSON forms (Version.blocks, Change.diff), read
 here without the extractor so that migration 0018 can backfill with the same functions.
 
 SQLite uses an FTS5 table (porter stemming) that triggers keep equal to search_doc; PostgreSQL a
@@ -13,18 +16,19 @@ stray quote or NEAR( is an error, so each term is quoted).
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tracker.store.db import UTCDateTime, conflict_insert
-from tracker.store.models import Change, SearchDoc, Version
+from tracker.store.models import Change, SearchDoc, SearchPending, Version
 
 # Text indexed per document; a bigger source's tail is not searchable (TRACKER_MAX_TEXT_BYTES bounds it anyway).
 MAX_BODY_CHARS = 2_000_000
@@ -83,6 +87,53 @@ def index_version(*, session: Session, version: Version) -> None:
     """Make a source's newest version its searchable current text (in the caller's transaction)."""
     _upsert(session, kind="source", ref=version.source_id, source_id=version.source_id, at=version.created_at,
             title=version.source_id, body=version_text(version.blocks))
+
+
+def queue_version(*, session: Session, version: Version) -> None:
+    """Queue a source's newest version for the index (in the caller's transaction): one small row,
+    replaced by a newer version of the same source before it is taken in."""
+    insert = conflict_insert(session, SearchPending)
+    if insert is not None:
+        session.execute(insert.values(source_id=version.source_id, version_id=version.id)
+                        .on_conflict_do_update(index_elements=["source_id"], set_={"version_id": version.id}))
+        return
+    row = session.get(SearchPending, version.source_id) or SearchPending(source_id=version.source_id, version_id=0)
+    row.version_id = version.id or 0
+    session.add(row)
+
+
+def pending_count(session: Session) -> int:
+    """How many sources' current texts wait for the index."""
+    return int(session.exec(select(sa.func.count()).select_from(SearchPending)).one())
+
+
+def index_pending(session: Session, *, batch: int = 200, commit: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Take the queued current texts into the index, oldest queue first, in the caller's session;
+    with commit=True each batch is committed, so a long backlog never holds a write lock for long.
+    A queue row replaced by a newer version meanwhile stays queued for it. Returns how many were indexed."""
+    done = 0
+    total = pending_count(session) if progress is not None else 0
+    while True:
+        rows = session.exec(select(SearchPending.source_id, SearchPending.version_id)
+                            .order_by(col(SearchPending.version_id)).limit(batch)).all()
+        if not rows:
+            return done
+        versions = {v.id: v for v in session.exec(select(Version).where(
+            col(Version.id).in_([vid for _, vid in rows])))}
+        for source_id, version_id in rows:
+            version = versions.get(version_id)
+            if version is not None:
+                index_version(session=session, version=version)
+            session.execute(sa.delete(SearchPending).where(col(SearchPending.source_id) == source_id,
+                                                           col(SearchPending.version_id) == version_id))
+        done += len(rows)
+        if commit:
+            session.commit()
+        else:
+            session.flush()
+        if progress is not None:
+            progress(done, max(total, done))
 
 
 def index_change(*, session: Session, change: Change) -> None:
@@ -182,11 +233,27 @@ def _postgres_sql(words: list[str], f: SearchFilters, limit: int) -> tuple[str, 
     return sql, params
 
 
+def catch_up(session: Session) -> int:
+    """index_pending for a reader: commits what it indexed; when the database is busy (SQLite's one
+    writer held past its timeout) it leaves the queue for the next reader and the search reads the
+    index as it is. Returns how many texts were indexed."""
+    try:
+        done = index_pending(session, commit=True)
+    except sa.exc.OperationalError as exc:
+        session.rollback()
+        logging.getLogger(__name__).warning("search: could not index the queued texts now (%s); "
+                                            "searching the index as it is", str(exc).splitlines()[0])
+        return 0
+    return done
+
+
 def search(session: Session, query: str, *, filters: SearchFilters | None = None, limit: int = 50) -> list[Hit]:
-    """Documents matching every word and phrase of the query, best first (none for an empty query)."""
+    """Documents matching every word and phrase of the query, best first (none for an empty query).
+    Queued current texts are indexed first (catch_up), and that is committed."""
     words = terms(query)
     if not words:
         return []
+    catch_up(session)
     f = filters or SearchFilters()
     dialect = session.get_bind().dialect.name
     build = _sqlite_sql if dialect == "sqlite" else _postgres_sql

@@ -28,3 +28,14 @@ class SearchDoc(SQLModel, table=True):
     at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
     title: str = ""
     body: str = ""
+
+
+class SearchPending(SQLModel, table=True):
+    """A source whose newest version is not in the search index yet: the crawl queues it (one small row
+    instead of tokenising the whole text while it checks), and tracker.store.search.index_pending
+    indexes it, run by the service after each crawl and by every search before it reads."""
+
+    __tablename__ = "search_pending"
+
+    source_id: str = Field(max_length=120, primary_key=True)
+    version_id: int
