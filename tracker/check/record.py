@@ -46,6 +46,7 @@ from tracker.check.state import (
 )
 from tracker.check.streams import record_stream
 from tracker.check.volatile import masked
+from tracker.store.db import insert_returning_id
 from tracker.store.models import Change, CheckState, Snapshot, Source, Version
 from tracker.store.search import index_change, queue_version
 
@@ -144,11 +145,11 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
     baseline = session.get(Version, ref[0]) if ref is not None else None
 
     snapshot = snapshot_of(session=session, source=source, fetch=fetch)
-    version = Version(source_id=source.id, snapshot_id=snapshot.id, created_at=fetch.fetched_at,
-                      text_hash=text_hash, blocks=blocks_to_json(new_blocks),
-                      block_count=len(new_blocks), rules=rules.to_json(), rules_hash=rules.hash)
-    session.add(version)
-    session.flush()
+    values: dict[str, Any] = {"source_id": source.id, "snapshot_id": snapshot.id, "created_at": fetch.fetched_at,
+              "text_hash": text_hash, "blocks": blocks_to_json(new_blocks), "block_count": len(new_blocks),
+              "rules": rules.to_json(), "rules_hash": rules.hash}
+    # Inserted without the unit of work, as its snapshot is: not in the session (session.get loads it).
+    version = Version(id=insert_returning_id(session, Version, values), **values)
     queue_version(session=session, version=version)
     state.fingerprint = _pin((version.id or 0, text_hash), extracted.fingerprint)
     if baseline is None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from tracker.check.blocks import Rules
-from tracker.store.db import conflict_insert, utcnow
+from tracker.store.db import conflict_insert_for, hot_statement, insert_returning_id, table_of, utcnow
 from tracker.store.models import Blob, Change, CheckState, Snapshot, Source, Version
 
 # Response headers worth keeping with a snapshot.
@@ -87,12 +87,12 @@ def store_blob(*, session: Session, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     # Level 1: a page compresses in ~1 ms instead of ~3.6 ms at level 6 (a quarter of a new
     # page's recording time), for ~30% more bytes (0.29 vs 0.22 of the raw size on the corpus).
-    insert = conflict_insert(session, Blob)
+    insert = hot_statement(session, "insert blob", _blob_insert)
     if insert is not None:
         # One INSERT that keeps the existing row, instead of a lookup (and the autoflush before it)
         # and then an INSERT: every new version stores a blob, and it is almost always new.
-        session.execute(insert.values(sha256=digest, size=len(data), data=zlib.compress(data, 1))
-                        .on_conflict_do_nothing(index_elements=["sha256"]))
+        session.connection().execute(insert, {"sha256": digest, "size": len(data),
+                                              "data": zlib.compress(data, 1)})
     elif session.get(Blob, digest) is None:
         session.add(Blob(sha256=digest, size=len(data), data=zlib.compress(data, 1)))
         session.flush()
@@ -219,9 +219,14 @@ def succeed_check(state: CheckState, fetch: Fetch, result: str) -> None:
 def snapshot_of(*, session: Session, source: Source, fetch: Fetch) -> Snapshot:
     """The raw response behind new versions, stored once."""
     sha = store_blob(session=session, data=fetch.body)
-    snapshot = Snapshot(source_id=source.id, fetched_at=fetch.fetched_at, url=fetch.final_url or fetch.url,
-                        http_status=fetch.status, headers=_headers(fetch), content_sha256=sha,
-                        purpose="version")
-    session.add(snapshot)
-    session.flush()
-    return snapshot
+    values: dict[str, Any] = {"source_id": source.id, "fetched_at": fetch.fetched_at,
+                              "url": fetch.final_url or fetch.url, "http_status": fetch.status,
+                              "headers": _headers(fetch), "content_sha256": sha, "purpose": "version"}
+    # Inserted without the unit of work (every new version comes here); the object returned is not
+    # in the session: load it with session.get to change it.
+    return Snapshot(id=insert_returning_id(session, Snapshot, values), **values)
+
+
+def _blob_insert(dialect: str) -> Any:
+    insert = conflict_insert_for(dialect, table_of(Blob))
+    return None if insert is None else insert.on_conflict_do_nothing(index_elements=["sha256"])

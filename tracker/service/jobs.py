@@ -1,12 +1,11 @@
 """`tracker run`: the long-running service around APScheduler.
 
-Lifecycle: take the database's scheduler lock, sync the sources and SOP files, make the stored
-jobs match the sources, then loop — heartbeat, re-sync files that changed, pick up source rows
-changed by `tracker sources sync` — until SIGTERM/SIGINT. Fired source jobs only queue their
-source; one crawl worker runs the queue in batches, each batch in its own `tracker crawl`
-subprocess (Scrapy's reactor starts once per process, and a hung or crashed crawl can then be
-killed without touching the scheduler). Each source's version and change commit in one
-transaction inside that subprocess, so killing it never leaves half a check behind.
+Lifecycle: take the database's scheduler lock, sync the sources and SOP files, make the stored jobs match the
+sources, then loop — heartbeat, re-sync files that changed, pick up source rows changed by `tracker sources sync` —
+until SIGTERM/SIGINT. Fired source jobs only queue their source; one crawl worker runs the queue in batches, each
+batch in its own `tracker crawl` subprocess (Scrapy's reactor starts once per process, and a hung or crashed crawl
+can then be killed without touching the scheduler). Each source's version and change commit in one transaction
+inside that subprocess, so killing it never leaves half a check behind.
 """
 
 from __future__ import annotations
@@ -40,11 +39,11 @@ from tracker.service.checknow import claim_check_requests, settle_check_requests
 from tracker.service.crawler import CRAWL_INTERRUPTED, CrawlResult, SubprocessCrawler
 from tracker.service.executor import Executor, make_executor
 from tracker.service.files import FileWatch, apply_file
+from tracker.service.indexing import index_for_search
 from tracker.service.logs import event
 from tracker.store.db import make_engine, session_scope, utcnow
 from tracker.store.locks import LockHeld, SchedulerLock, scheduler_lock
 from tracker.store.models import CheckState, JobRun, LeaseHeld, SchedulerState, Source
-from tracker.store.search import index_pending
 
 
 class SchedulerBusy(Exception):
@@ -375,8 +374,7 @@ class Service:
         started = self.clock()
         run = self._job_run_start("crawl", source_ids)
         event("crawl.started", sources=source_ids, job_run=run)
-        result: CrawlResult = self.crawler.run(source_ids, timeout=self.settings.crawl_timeout,
-                                               abandon=self._abandon)
+        result: CrawlResult = self.crawler.run(source_ids, timeout=self.settings.crawl_timeout, abandon=self._abandon)
         detail: dict[str, Any] = {"exit_code": result.exit_code, "seconds": round(result.seconds, 2),
                                   "output": result.tail}
         unchecked = self._unchecked(source_ids, since=started)
@@ -407,20 +405,8 @@ class Service:
         event("crawl.finished", level, sources=source_ids, result=outcome, job_run=run, **detail)
         with session_scope(self.db) as s:  # "check now" requests of these sources get their outcome at once
             settle_check_requests(session=s, source_ids=source_ids)
-        self._index_for_search()
+        index_for_search(self.db)
         return result
-
-    def _index_for_search(self) -> None:
-        """Take the texts this crawl queued into the search index, between crawls rather than during them
-        (a search would do it before reading anyway); a failure here is logged and left to the next run."""
-        try:
-            with Session(self.db) as s:
-                started = time.monotonic()
-                done = index_pending(s, commit=True)
-            if done:
-                event("search.indexed", texts=done, seconds=round(time.monotonic() - started, 2))
-        except Exception as exc:
-            event("search.index_failed", logging.ERROR, error=repr(exc))
 
     def _send_alerts(self) -> None:
         """Failure alerts (and any others due) to team channels; a notification problem never stops the service."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -66,7 +66,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def conflict_insert(session: Session, table: Any) -> Any | None:
     """An INSERT of the table that can say ON CONFLICT (DO NOTHING / DO UPDATE), on the backends that
     have one (SQLite and PostgreSQL); None elsewhere, where the caller looks the row up first."""
-    dialect = session.get_bind().dialect.name
+    return conflict_insert_for(session.get_bind().dialect.name, table)
+
+
+def conflict_insert_for(dialect: str, table: Any) -> Any | None:
+    """conflict_insert by dialect name, for statements built once and kept (see hot_statement)."""
     if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
 
@@ -76,6 +80,32 @@ def conflict_insert(session: Session, table: Any) -> Any | None:
 
         return postgresql.insert(table)
     return None
+
+
+_HOT: dict[tuple[str, str], Any] = {}
+
+
+def hot_statement(session: Session, name: str, build: Callable[[str], Any]) -> Any:
+    """A statement of the crawl's hot path, built once per dialect by build(dialect name) and kept:
+    executed with a dict of values, it skips building a statement (and its cache key) per row."""
+    dialect = session.get_bind().dialect.name
+    stmt = _HOT.get((dialect, name))
+    if stmt is None:
+        stmt = _HOT[(dialect, name)] = build(dialect)
+    return stmt
+
+
+def table_of(model: Any) -> sa.Table:
+    """The Core table of a SQLModel table class."""
+    return model.__table__  # type: ignore[no-any-return]
+
+
+def insert_returning_id(session: Session, model: Any, values: dict[str, Any]) -> int:
+    """INSERT one row through the session's connection (types applied, no unit of work, no flush of
+    what else the session holds) and return its new id: for the rows every new version writes."""
+    table = table_of(model)
+    stmt = hot_statement(session, f"insert {table.name}", lambda _d: table.insert().returning(table.c.id))
+    return int(session.connection().execute(stmt, values).scalar_one())
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from tracker.store.db import UTCDateTime, conflict_insert
+from tracker.store.db import UTCDateTime, conflict_insert, conflict_insert_for, hot_statement, table_of
 from tracker.store.models import Change, SearchDoc, SearchPending, Version
 
 # Text indexed per document; a bigger source's tail is not searchable (TRACKER_MAX_TEXT_BYTES bounds it anyway).
@@ -92,14 +92,21 @@ def index_version(*, session: Session, version: Version) -> None:
 def queue_version(*, session: Session, version: Version) -> None:
     """Queue a source's newest version for the index (in the caller's transaction): one small row,
     replaced by a newer version of the same source before it is taken in."""
-    insert = conflict_insert(session, SearchPending)
+    insert = hot_statement(session, "queue version", _queue_insert)
     if insert is not None:
-        session.execute(insert.values(source_id=version.source_id, version_id=version.id)
-                        .on_conflict_do_update(index_elements=["source_id"], set_={"version_id": version.id}))
+        session.connection().execute(insert, {"source_id": version.source_id, "version_id": version.id})
         return
     row = session.get(SearchPending, version.source_id) or SearchPending(source_id=version.source_id, version_id=0)
     row.version_id = version.id or 0
     session.add(row)
+
+
+def _queue_insert(dialect: str) -> Any:
+    insert = conflict_insert_for(dialect, table_of(SearchPending))
+    if insert is None:
+        return None
+    return insert.on_conflict_do_update(index_elements=["source_id"],
+                                        set_={"version_id": insert.excluded.version_id})
 
 
 def pending_count(session: Session) -> int:
