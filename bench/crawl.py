@@ -72,6 +72,7 @@ SCENARIOS = ("first", "304", "200")
 LABELS = {"first": "first check", "304": "304 re-check", "200": "200 re-check"}
 URLWATCH_TARGETS = {"first": 1.2, "304": 2.5, "200": 1.5}  # urlwatch wall / tracker wall, at least
 FLOOR_TARGET = 1.6  # tracker wall / Scrapy alone's wall, at most
+EXTRACT_FLOOR = "first, extraction only"  # Scrapy alone reading each page into blocks, nothing stored
 
 
 def rss_target_mb(pages: int) -> float:
@@ -176,12 +177,24 @@ def run_floor_round(sites: Sites, pages: int, work: Path, env_extra: dict[str, s
         cmd = [sys.executable, script, str(here / "urls.txt"), str(here / "validators.json")]
         first = _expect(run_measured(cmd, env=env), f"Scrapy floor first fetch ({which} site)",
                         rf"fetched {pages} pages: {pages} 200, 0 304, 0 failed")
+        if which == "validating" and "first" in wanted:
+            # Scrapy and the tracker's extractor, nothing stored: what any check that reads the
+            # pages into blocks in the crawl's process cannot go below.
+            (here / "extract").mkdir()
+            extract_cmd = [sys.executable, script, str(here / "urls.txt"), str(here / "extract" / "validators.json"),
+                           "--extract"]
+            reading[0] = _expect(run_measured(extract_cmd, env=env), "Scrapy floor with extraction",
+                                 rf"fetched {pages} pages: {pages} 200, 0 304, 0 failed")
         if which == "validating" and "304" not in wanted:
             return first, None
         return first, _expect(run_measured([*cmd, "--conditional"], env=env),
                               f"Scrapy floor re-fetch ({which} site)", expect[which])
 
-    return _two_runs(sites, wanted, pair)
+    reading: list[Measured | None] = [None]
+    out = _two_runs(sites, wanted, pair)
+    if reading[0] is not None:
+        out[EXTRACT_FLOOR] = reading[0]
+    return out
 
 
 def run_urlwatch_round(exe: Path, sites: Sites, pages: int, work: Path, wanted: set[str]) -> Round:
@@ -329,6 +342,18 @@ def report(scenarios: list[str], pages: int, tracker_rounds: list[Round], urlwat
                 line += (f"; the urlwatch target needs <= {need:.2f}s in all: "
                          f"{'less than Scrapy alone takes' if fw > need else 'Scrapy alone leaves room for it'}")
             print(line)
+
+    extract_rounds = [r for r in floor_rounds if EXTRACT_FLOOR in r]
+    if extract_rounds and "first" in scenarios:
+        ew, ec = med(extract_rounds, EXTRACT_FLOOR, "wall"), med(extract_rounds, EXTRACT_FLOOR, "cpu")
+        fw = med(floor_rounds, "first", "wall")
+        line = (f"  first check, Scrapy alone + the tracker's extraction (nothing stored, bench/scrapy_floor.py "
+                f"--extract): {ew:.2f}s wall, {ec:.2f}s CPU, {(ew - fw) / pages * 1000:+.2f} ms per page over "
+                f"Scrapy alone; {ew / fw:.2f}x Scrapy alone (target {FLOOR_TARGET}x)")
+        if urlwatch_rounds:
+            need = med(urlwatch_rounds, "first", "wall") / URLWATCH_TARGETS["first"]
+            line += f"; the urlwatch target needs <= {need:.2f}s"
+        print(line)
 
     print()
     print("targets (on median wall time)")

@@ -9,6 +9,9 @@ Run:  .venv/bin/python bench/scrapy_floor.py URLS.txt VALIDATORS.json [--conditi
 URLS.txt holds one URL per line. Without --conditional every page is fetched and its ETag /
 Last-Modified written to VALIDATORS.json; with it, every request carries them (the unchanged
 re-check; a page whose site sent neither is fetched plain, as a tracker would).
+With --extract each 200 is also read by the tracker's own extractor (tracker.check.extract.extract with
+`select: article.policy`, as bench/crawl.py declares the sources) and the blocks are thrown away: the
+floor under any check that reads pages into blocks in the crawl's process, with nothing stored.
 Prints one line: "fetched N pages: S 200, M 304, F failed".
 """
 
@@ -28,17 +31,21 @@ def main() -> int:
     ap.add_argument("urls", type=Path)
     ap.add_argument("validators", type=Path)
     ap.add_argument("--conditional", action="store_true")
+    ap.add_argument("--extract", action="store_true", help="read each page into blocks (and drop them)")
     args = ap.parse_args()
 
     import scrapy
     from scrapy.crawler import CrawlerProcess
 
     from spiders.runner import scrapy_settings
+    from tracker.check.blocks import Rules
+    from tracker.check.extract import extract
     from tracker.config import get_settings
 
     urls = args.urls.read_text().split()
     validators: dict[str, dict[str, str]] = json.loads(args.validators.read_text()) if args.conditional else {}
     counts = {"200": 0, "304": 0, "failed": 0}
+    rules = Rules(select=("article.policy",))
 
     class FloorSpider(scrapy.Spider):
         name = "floor"
@@ -59,6 +66,8 @@ def main() -> int:
                 counts["304"] += 1
                 return
             counts["200"] += 1
+            if args.extract:
+                extract(response.body, rules, content_type=response.headers.get("Content-Type", b"").decode())
             etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
             validators[response.url] = {"etag": etag.decode() if etag else "",
                                         "last_modified": modified.decode() if modified else ""}
