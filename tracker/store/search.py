@@ -114,7 +114,7 @@ def pending_count(session: Session) -> int:
     return int(session.exec(select(sa.func.count()).select_from(SearchPending)).one())
 
 
-def index_pending(session: Session, *, batch: int = 200, commit: bool = False,
+def index_pending(session: Session, *, batch: int = 50, commit: bool = False,
                   progress: Callable[[int, int], None] | None = None) -> int:
     """Take the queued current texts into the index, oldest queue first, in the caller's session;
     with commit=True each batch is committed, so a long backlog never holds a write lock for long.
