@@ -146,8 +146,8 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
 
     snapshot = snapshot_of(session=session, source=source, fetch=fetch)
     values: dict[str, Any] = {"source_id": source.id, "snapshot_id": snapshot.id, "created_at": fetch.fetched_at,
-              "text_hash": text_hash, "blocks": blocks_to_json(new_blocks), "block_count": len(new_blocks),
-              "rules": rules.to_json(), "rules_hash": rules.hash}
+                              "text_hash": text_hash, "blocks": blocks_to_json(new_blocks),
+                              "block_count": len(new_blocks), "rules": rules.to_json(), "rules_hash": rules.hash}
     # Inserted without the unit of work, as its snapshot is: not in the session (session.get loads it).
     version = Version(id=insert_returning_id(session, Version, values), **values)
     queue_version(session=session, version=version)
