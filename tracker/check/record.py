@@ -180,7 +180,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
                     **_dates_of(fetch, new_blocks))
     if not technical:
         _tell_apart(session=session, source=source, change=change, old=old_blocks, new=compared,
-                    before_id=baseline.id or 0)
+                    text_hash=text_hash, before_id=baseline.id or 0)
     session.add(change)
     session.flush()
     index_change(session=session, change=change)
@@ -192,12 +192,11 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
 
 
 def _tell_apart(*, session: Session, source: Source, change: Change, old: Sequence[Block],
-                new: Sequence[Block], before_id: int) -> None:
-    """Mark a change cosmetic, a revert (to which version, from when), and a quiet flap."""
+                new: Sequence[Block], text_hash: str, before_id: int) -> None:
+    """Mark a change cosmetic, a revert (to which version, from when), and a quiet flap. text_hash: the
+    new version's (it is not in the session, so it is passed rather than loaded again)."""
     change.cosmetic = is_cosmetic(old, new)
-    version = session.get(Version, change.to_version_id)
-    earlier = earlier_version(session=session, source_id=source.id, text_hash=version.text_hash,
-                              before_id=before_id) if version is not None else None
+    earlier = earlier_version(session=session, source_id=source.id, text_hash=text_hash, before_id=before_id)
     if earlier is not None:
         change.reverts_to_version_id, change.reverts_to_at = earlier.id, earlier.created_at
         change.quiet = is_quiet_flap(session=session, source=source, change=change)

@@ -20,7 +20,7 @@ def search_cmd(query: str = typer.Argument(..., help='words and "quoted phrases"
     Example: tracker search '"repeat infringer" strike' --kind change --since 2026-11-01
     """
     from tracker.store.models import Source
-    from tracker.store.search import HIT_END, HIT_START, KINDS, SearchFilters, catch_up, pending_count, search, terms
+    from tracker.store.search import HIT_END, HIT_START, KINDS, SearchFilters, pending_count, search, terms
 
     if kind is not None and kind not in KINDS:
         fail(f"--kind must be change or source, not {kind!r}")
@@ -32,10 +32,9 @@ def search_cmd(query: str = typer.Argument(..., help='words and "quoted phrases"
         if source and s.get(Source, source) is None:
             fail(f"unknown source id {source!r} (see `tracker sources list`)")
         if (queued := pending_count(s)) >= 100:
-            # A crawl leaves new texts for the index (the service takes them in after each crawl); a long
-            # backlog takes a while, so say what the wait is.
+            # A crawl leaves new texts for the index (the service takes them in after each crawl) and the
+            # search below takes in what is left; a long backlog takes a while, so say what the wait is.
             typer.echo(f"indexing {queued} new source texts for search first…", err=True)
-            catch_up(s)
         hits = search(s, query, filters=SearchFilters(kind=kind or "", source=source or "", since=after,
                                                        until=before), limit=limit)
     if as_json:

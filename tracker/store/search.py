@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,33 +114,27 @@ def pending_count(session: Session) -> int:
     return int(session.exec(select(sa.func.count()).select_from(SearchPending)).one())
 
 
-def index_pending(session: Session, *, batch: int = 50, commit: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> int:
+def index_pending(session: Session, *, batch: int = 50, commit: bool = False) -> int:
     """Take the queued current texts into the index, oldest queue first, in the caller's session;
     with commit=True each batch is committed, so a long backlog never holds a write lock for long.
     A queue row replaced by a newer version meanwhile stays queued for it. Returns how many were indexed."""
     done = 0
-    total = pending_count(session) if progress is not None else 0
     while True:
         rows = session.exec(select(SearchPending.source_id, SearchPending.version_id)
                             .order_by(col(SearchPending.version_id)).limit(batch)).all()
         if not rows:
             return done
-        versions = {v.id: v for v in session.exec(select(Version).where(
-            col(Version.id).in_([vid for _, vid in rows])))}
-        for source_id, version_id in rows:
-            version = versions.get(version_id)
-            if version is not None:
-                index_version(session=session, version=version)
-            session.execute(sa.delete(SearchPending).where(col(SearchPending.source_id) == source_id,
-                                                           col(SearchPending.version_id) == version_id))
+        for version in session.exec(select(Version).where(col(Version.id).in_([vid for _, vid in rows]))):
+            index_version(session=session, version=version)
+        # Only (source, the version indexed): a row the crawl replaced meanwhile stays for its newer version;
+        # a queued version that no longer exists is dropped with the rest.
+        session.execute(sa.delete(SearchPending).where(
+            sa.tuple_(col(SearchPending.source_id), col(SearchPending.version_id)).in_([tuple(r) for r in rows])))
         done += len(rows)
         if commit:
             session.commit()
         else:
             session.flush()
-        if progress is not None:
-            progress(done, max(total, done))
 
 
 def index_change(*, session: Session, change: Change) -> None:
