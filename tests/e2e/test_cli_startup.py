@@ -101,6 +101,49 @@ def test_crawl_loads_its_crawler_and_database_but_not_the_other_commands_librari
     assert loaded(modules, NOT_FOR_CRAWL) == []
 
 
+CRAWL_AND_SHOW_GC = """
+import gc, sys
+sys.argv = ["tracker", "crawl"]
+from tracker.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("frozen", gc.get_freeze_count(), "enabled", gc.isenabled(), file=sys.stderr)
+"""
+
+
+def test_the_crawl_process_freezes_what_its_start_up_made(tmp_path: Path) -> None:
+    """Modules, tables and Scrapy live as long as a `tracker crawl`: the cyclic collector is held off
+    while they load and they are frozen afterwards, so full collections during the crawl skip them."""
+    url = f"sqlite:///{tmp_path / 'tracker.db'}"
+    upgrade(url)
+    out = python(CRAWL_AND_SHOW_GC, url)
+    assert "no enabled sources to check" in out.stdout, out.stdout + out.stderr
+    words = out.stderr.split()
+    frozen = int(words[words.index("frozen") + 1])
+    assert frozen > 20_000, out.stderr  # SQLAlchemy, the models and Scrapy: far more than Python's own start
+    assert words[words.index("enabled") + 1] == "True"  # collection itself is back on for the crawl
+
+
+def test_a_crawl_inside_another_process_leaves_its_collector_alone(tmp_path: Path) -> None:
+    """A test's CliRunner (or an application calling the CLI) does not own the process: nothing of
+    its objects, garbage included, may be frozen for good, and its collector stays as it was."""
+    import gc
+
+    from typer.testing import CliRunner
+
+    from tracker.cli import app
+
+    url = f"sqlite:///{tmp_path / 'tracker.db'}"
+    upgrade(url)
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(app, ["crawl"], env={"TRACKER_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "no enabled sources to check" in result.output
+    assert gc.get_freeze_count() == before and gc.isenabled()
+
+
 # -- the schema check without Alembic --------------------------------------------------------------
 
 def test_the_schema_check_agrees_with_alembic_on_each_backend(database_url: str) -> None:

@@ -28,7 +28,7 @@ from tracker.cli.app import app, run_app
 
 def main() -> None:
     """Entry point of the `tracker` command."""
-    run_app()
+    run_app(owns_process=True)
 
 
 __all__ = ["app", "main"]

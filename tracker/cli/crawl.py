@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracker.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, app, engine, fail, settings
+from tracker.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, app, engine, fail, settings, startup
 
 if TYPE_CHECKING:
     from tracker.check.state import CheckOutcome
@@ -51,11 +51,12 @@ def crawl(source_ids: Annotated[list[str] | None,
 
     Example: tracker crawl tiktok-privacy reddit-content-policy   (no ids: every enabled source)
     """
-    from spiders.runner import UnknownSources, run_crawl
-    from tracker.impacts.mapping import CrawlMapper
+    with startup():
+        from spiders.runner import UnknownSources, run_crawl
+        from tracker.impacts.mapping import CrawlMapper
 
-    s = settings()
-    engine(check_schema=True).dispose()
+        s = settings()
+        engine(check_schema=True).dispose()
     started = time.monotonic()
     try:
         summary = run_crawl(settings=s, source_ids=source_ids or None,
