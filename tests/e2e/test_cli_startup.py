@@ -32,7 +32,8 @@ ONE_COMMANDS_ONLY = ["fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler
 NOT_FOR_CRAWL = ["jinja2", "fastapi", "starlette", "uvicorn", "openpyxl", "apscheduler", "alembic", "rich", "argon2",
                  "bs4", "soupsieve",
                  "yaml", "tracker.notify.digest", "tracker.web", "tracker.export.run", "tracker.service",
-                 "apprise"]  # loaded only to send to a team channel
+                 "apprise",  # loaded only to send to a team channel
+                 "feedparser"]  # loaded only to read a feed source
 
 COMMAND_GROUPS = ["audit", "changes", "crawl", "db", "demo", "digest", "export", "impacts", "metrics", "notify", "run",
                   "search", "serve", "sops", "sources", "status", "users", "worker"]
