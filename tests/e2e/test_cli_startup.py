@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, tracker_env
+from tracker.cli.app import YOUNG_THRESHOLD
 from tracker.store.db import current_revisions, head_revisions, make_engine, upgrade
 
 # Loaded by `import tracker.cli` before the command modules imported their services lazily.
@@ -110,7 +111,7 @@ try:
     main()
 except SystemExit:
     pass
-print("frozen", gc.get_freeze_count(), "enabled", gc.isenabled(), file=sys.stderr)
+print("frozen", gc.get_freeze_count(), "enabled", gc.isenabled(), "young", gc.get_threshold()[0], file=sys.stderr)
 """
 
 
@@ -125,6 +126,7 @@ def test_the_crawl_process_freezes_what_its_start_up_made(tmp_path: Path) -> Non
     frozen = int(words[words.index("frozen") + 1])
     assert frozen > 20_000, out.stderr  # SQLAlchemy, the models and Scrapy: far more than Python's own start
     assert words[words.index("enabled") + 1] == "True"  # collection itself is back on for the crawl
+    assert int(words[words.index("young") + 1]) == YOUNG_THRESHOLD  # and runs less often
 
 
 def test_a_crawl_inside_another_process_leaves_its_collector_alone(tmp_path: Path) -> None:
@@ -143,6 +145,7 @@ def test_a_crawl_inside_another_process_leaves_its_collector_alone(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "no enabled sources to check" in result.output
     assert gc.get_freeze_count() == before and gc.isenabled()
+    assert gc.get_threshold()[0] != YOUNG_THRESHOLD  # the suite's own collector is left as Python set it
 
 
 # -- the schema check without Alembic --------------------------------------------------------------
