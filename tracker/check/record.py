@@ -144,17 +144,17 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
         return CheckOutcome(source.id, UNCHANGED, version_id=ref[0])
     baseline = session.get(Version, ref[0]) if ref is not None else None
 
-    snapshot = snapshot_of(session=session, source=source, fetch=fetch)
-    values: dict[str, Any] = {"source_id": source.id, "snapshot_id": snapshot.id, "created_at": fetch.fetched_at,
+    snapshot_id = snapshot_of(session=session, source=source, fetch=fetch)
+    values: dict[str, Any] = {"source_id": source.id, "snapshot_id": snapshot_id, "created_at": fetch.fetched_at,
                               "text_hash": text_hash, "blocks": blocks_to_json(new_blocks),
                               "block_count": len(new_blocks), "rules": rules.to_json(), "rules_hash": rules.hash}
-    # Inserted without the unit of work, as its snapshot is: not in the session (session.get loads it).
-    version = Version(id=insert_returning_id(session, Version, values), **values)
-    queue_version(session=session, version=version)
-    state.fingerprint = _pin((version.id or 0, text_hash), extracted.fingerprint)
+    # Inserted without the unit of work or a Version object, as its snapshot is (session.get loads it).
+    version_id = insert_returning_id(session, Version, values)
+    queue_version(session=session, source_id=source.id, version_id=version_id)
+    state.fingerprint = _pin((version_id, text_hash), extracted.fingerprint)
     if baseline is None:
         succeed_check(state, fetch, NEW)
-        return CheckOutcome(source.id, NEW, version_id=version.id)
+        return CheckOutcome(source.id, NEW, version_id=version_id)
 
     old_blocks = masked(blocks_from_json(baseline.blocks), rules.ignore)
     technical = False
@@ -173,8 +173,8 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
         # Same blocks and words, only the heading structure moved (an <h2> became an <h3>): the
         # new version keeps the paths current, but there is no change for anyone to read.
         succeed_check(state, fetch, UNCHANGED)
-        return CheckOutcome(source.id, UNCHANGED, version_id=version.id)
-    change = Change(source_id=source.id, from_version_id=baseline.id or 0, to_version_id=version.id or 0,
+        return CheckOutcome(source.id, UNCHANGED, version_id=version_id)
+    change = Change(source_id=source.id, from_version_id=baseline.id or 0, to_version_id=version_id,
                     detected_at=fetch.fetched_at, technical=technical, sections=diff.sections,
                     added=diff.added, removed=diff.removed, modified=diff.modified, diff=diff.to_json(),
                     **_dates_of(fetch, new_blocks))
@@ -187,7 +187,7 @@ def record_check(*, session: Session, source: Source, fetch: Fetch, kinds: Kinds
     if on_change is not None and not technical:
         on_change(session, change)
     succeed_check(state, fetch, CHANGED)
-    return CheckOutcome(source.id, CHANGED, version_id=version.id, change_id=change.id,
+    return CheckOutcome(source.id, CHANGED, version_id=version_id, change_id=change.id,
                         sections=diff.sections, technical=technical)
 
 

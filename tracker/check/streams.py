@@ -163,8 +163,8 @@ def record_stream(*, session: Session, source: Source, state: CheckState, fetch:
             rec.last_seen_at = fetch.fetched_at
         succeed_check(state, fetch, UNCHANGED)
         return CheckOutcome(source.id, UNCHANGED)
-    snapshot = snapshot_of(session=session, source=source, fetch=fetch)
-    anchor_id, baseline = _anchor(session=session, source=source, fetch=fetch, snapshot_id=snapshot.id,
+    snapshot_id = snapshot_of(session=session, source=source, fetch=fetch)
+    anchor_id, baseline = _anchor(session=session, source=source, fetch=fetch, snapshot_id=snapshot_id,
                                   entries=entries)
     since = since_of(source.options) if baseline else None
     changes: list[Change] = []
@@ -174,7 +174,7 @@ def record_stream(*, session: Session, source: Source, state: CheckState, fetch:
         if not news:
             _remember(session=session, source=source, entry=entry, fetch=fetch, known=None, version_id=anchor_id)
             continue
-        change = _record_entry(session=session, source=source, fetch=fetch, snapshot_id=snapshot.id,
+        change = _record_entry(session=session, source=source, fetch=fetch, snapshot_id=snapshot_id,
                                entry=entry, anchor_id=anchor_id, known=known.get(entry.id))
         if change is not None:
             changes.append(change)

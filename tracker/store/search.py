@@ -89,15 +89,15 @@ def index_version(*, session: Session, version: Version) -> None:
             title=version.source_id, body=version_text(version.blocks))
 
 
-def queue_version(*, session: Session, version: Version) -> None:
+def queue_version(*, session: Session, source_id: str, version_id: int) -> None:
     """Queue a source's newest version for the index (in the caller's transaction): one small row,
     replaced by a newer version of the same source before it is taken in."""
     insert = hot_statement(session, "queue version", _queue_insert)
     if insert is not None:
-        session.connection().execute(insert, {"source_id": version.source_id, "version_id": version.id})
+        session.connection().execute(insert, {"source_id": source_id, "version_id": version_id})
         return
-    row = session.get(SearchPending, version.source_id) or SearchPending(source_id=version.source_id, version_id=0)
-    row.version_id = version.id or 0
+    row = session.get(SearchPending, source_id) or SearchPending(source_id=source_id, version_id=0)
+    row.version_id = version_id
     session.add(row)
 
 
