@@ -169,14 +169,22 @@ def blocks_hash(blocks: Iterable[Block]) -> str:
     # into one string (with a long heading that string was hundreds of times the page's size).
     q = _json_string
     digest = hashlib.sha256()
+    # What each line holds before its text: "[" kind ", " path ", ", from two small caches (a page has a
+    # handful of kinds and its headings' paths), and the line made by one f-string.
+    kinds: dict[str, str] = {}
     paths: dict[tuple[str, ...], str] = {}
     parts: list[str] = []
     size = 0
     for b in blocks:
-        path = paths.get(b.path)
-        if path is None:
-            path = paths[b.path] = "[" + ", ".join(map(q, b.path)) + "]"
-        line = "[" + q(b.kind) + ", " + path + ", " + q(b.text) + "]\n"
+        try:
+            path = paths[b.path]
+        except KeyError:
+            path = paths[b.path] = ", [" + ", ".join(map(q, b.path)) + "], "
+        try:
+            kind = kinds[b.kind]
+        except KeyError:
+            kind = kinds[b.kind] = "[" + q(b.kind)
+        line = f"{kind}{path}{q(b.text)}]\n"
         parts.append(line)
         size += len(line)
         if size > 1 << 20:
@@ -227,4 +235,6 @@ def blocks_to_json(blocks: Sequence[Block]) -> dict[str, Any]:
             table.append([parent, path[-1]])
         return found
 
-    return {"paths": table, "blocks": [[b.kind, b.text, path_id(b.path)] for b in blocks]}
+    known = ids.get  # most blocks share a path already seen: looked up inline, path_id for the others
+    return {"paths": table,
+            "blocks": [[b.kind, b.text, i if (i := known(b.path)) is not None else path_id(b.path)] for b in blocks]}
