@@ -103,6 +103,46 @@ def test_crawl_loads_its_crawler_and_database_but_not_the_other_commands_librari
     assert loaded(modules, NOT_FOR_CRAWL) == []
 
 
+PROGRAM_AND_LIST_MODULES = """
+import sys
+sys.argv = ["tracker", *sys.argv[1:]]
+from tracker.__main__ import run
+try:
+    run()
+except SystemExit as exc:
+    print("exit", exc.code, file=sys.stderr)
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def program(*args: str, db_url: str = "sqlite://") -> subprocess.CompletedProcess[str]:
+    """The `tracker` program's entry point (what the installed script and `python -m tracker` run)."""
+    return subprocess.run([sys.executable, "-c", PROGRAM_AND_LIST_MODULES, *args], env=tracker_env(db_url),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_the_program_registers_only_the_command_it_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tracker.db'}"
+    upgrade(url)
+    out = program("crawl", db_url=url)
+    assert "exit 0" in out.stderr and "no enabled sources to check" in out.stdout, out.stdout + out.stderr
+    cli = {m for m in out.stdout.splitlines() if m.startswith("tracker.cli.")}
+    assert cli == {"tracker.cli.app", "tracker.cli.crawl"}
+    # A group spread over two modules gets both; its subcommands are all there.
+    out = program("sources", "--help")
+    assert "exit 0" in out.stderr and "manage" in out.stdout and "sync" in out.stdout, out.stdout + out.stderr
+    assert {"tracker.cli.sources", "tracker.cli.manage", "tracker.cli.sops"} <= set(out.stdout.splitlines())
+    assert "tracker.cli.audit" not in out.stdout.splitlines()
+
+
+@pytest.mark.parametrize("args", [("--help",), (), ("nosuch",), ("--version",)], ids=["help", "no args", "unknown", "version"])
+def test_the_program_registers_everything_when_no_command_is_named(args: tuple[str, ...]) -> None:
+    """Help lists every group, an unknown name is told apart from the known ones, --version works."""
+    out = program(*args)
+    modules = set(out.stdout.splitlines())
+    assert {f"tracker.cli.{m}" for m in ("audit", "crawl", "serve", "worker", "manage")} <= modules, out.stderr
+
+
 CRAWL_AND_SHOW_GC = """
 import gc, sys
 sys.argv = ["tracker", "crawl"]
