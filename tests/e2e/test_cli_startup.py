@@ -143,6 +143,17 @@ def test_the_program_registers_everything_when_no_command_is_named(args: tuple[s
     assert {f"tracker.cli.{m}" for m in ("audit", "crawl", "serve", "worker", "manage")} <= modules, out.stderr
 
 
+def test_every_module_that_registers_commands_is_known_to_the_program() -> None:
+    """A command module missing from tracker.cli.MODULES would exist for the tests and not for users."""
+    from tracker.cli import MODULES, MODULES_OF
+
+    registering = {p.stem for p in (ROOT / "tracker" / "cli").glob("*.py")
+                   if ".command(" in (text := p.read_text()) or "add_typer(" in text} - {"app"}
+    assert registering == set(MODULES)
+    assert {m for ms in MODULES_OF.values() for m in ms} == set(MODULES)
+    assert sorted(MODULES_OF) == COMMAND_GROUPS
+
+
 CRAWL_AND_SHOW_GC = """
 import gc, sys
 sys.argv = ["tracker", "crawl"]
