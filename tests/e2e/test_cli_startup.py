@@ -135,7 +135,8 @@ def test_the_program_registers_only_the_command_it_runs(tmp_path: Path) -> None:
     assert "tracker.cli.audit" not in out.stdout.splitlines()
 
 
-@pytest.mark.parametrize("args", [("--help",), (), ("nosuch",), ("--version",)], ids=["help", "no args", "unknown", "version"])
+@pytest.mark.parametrize("args", [("--help",), (), ("nosuch",), ("--version",)],
+                         ids=["help", "no args", "unknown", "version"])
 def test_the_program_registers_everything_when_no_command_is_named(args: tuple[str, ...]) -> None:
     """Help lists every group, an unknown name is told apart from the known ones, --version works."""
     out = program(*args)

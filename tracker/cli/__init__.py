@@ -28,13 +28,13 @@ def load_commands(name: str | None = None) -> None:
         importlib.import_module(f"{__name__}.{module}")
 
 
-if not getattr(tracker, "COMMANDS_ON_DEMAND", False):
+if not tracker.COMMANDS_ON_DEMAND:
     load_commands()
 
 
 def main() -> None:
     """Entry point of the `tracker` command."""
-    if getattr(tracker, "COMMANDS_ON_DEMAND", False):
+    if tracker.COMMANDS_ON_DEMAND:
         # The first argument names the command, unless it is an option (--help, --version) or missing.
         first = sys.argv[1] if len(sys.argv) > 1 else None
         load_commands(first if first is not None and not first.startswith("-") else None)

@@ -74,7 +74,7 @@ class CheckState(SQLModel, table=True):
 
 
 class Blob(SQLModel, table=True):
-    """Raw bytes, zlib-compressed and addressed by the SHA-256 of the uncompressed content."""
+    """Raw bytes, compressed (Zstandard; zlib before 2026-12), addressed by the SHA-256 of the raw content."""
 
     sha256: str = Field(primary_key=True, max_length=64)
     size: int
