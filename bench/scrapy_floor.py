@@ -12,14 +12,13 @@ re-check; a page whose site sent neither is fetched plain, as a tracker would).
 With --extract each 200 is also read by the tracker's own extractor (tracker.check.extract.extract with
 `select: article.policy`, as bench/crawl.py declares the sources) and the blocks are thrown away: the
 floor under any check that reads pages into blocks in the crawl's process, with nothing stored.
-It starts up as `tracker crawl` does (imports with the cyclic garbage collector held off, then frozen).
+It starts up as `tracker crawl` does (tracker.process.frozen_startup).
 Prints one line: "fetched N pages: S 200, M 304, F failed".
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 from pathlib import Path
@@ -36,19 +35,17 @@ def main() -> int:
     ap.add_argument("--extract", action="store_true", help="read each page into blocks (and drop them)")
     args = ap.parse_args()
 
-    # The start-up `tracker crawl` has (tracker.cli.app.startup): the cyclic collector held off while
-    # importing, then what the imports made frozen, so that this stays the floor under the tracker.
-    gc.disable()
-    import scrapy
-    from scrapy.crawler import CrawlerProcess
+    from tracker.process import frozen_startup
 
-    from spiders.runner import scrapy_settings
-    from tracker.check.blocks import Rules
-    from tracker.check.extract import extract
-    from tracker.config import get_settings
+    # The start-up `tracker crawl` has (tracker.cli.app.startup), so that this stays the floor under it.
+    with frozen_startup():
+        import scrapy
+        from scrapy.crawler import CrawlerProcess
 
-    gc.freeze()
-    gc.enable()
+        from spiders.runner import scrapy_settings
+        from tracker.check.blocks import Rules
+        from tracker.check.extract import extract
+        from tracker.config import get_settings
 
     urls = args.urls.read_text().split()
     validators: dict[str, dict[str, str]] = json.loads(args.validators.read_text()) if args.conditional else {}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, tracker_env
-from tracker.cli.app import YOUNG_THRESHOLD
+from tracker.process import YOUNG_THRESHOLD
 from tracker.store.db import current_revisions, head_revisions, make_engine, upgrade
 
 # Loaded by `import tracker.cli` before the command modules imported their services lazily.

@@ -7,7 +7,6 @@ each command's services are imported by the function that uses them (tests/e2e/t
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from collections.abc import Iterator
@@ -106,10 +105,6 @@ def command() -> Any:
     return tidy_help(typer.main.get_command(app))
 
 
-# Allocations (less deallocations) between two collections of the youngest generation, once a
-# command's start-up is over (Python's default is 700).
-YOUNG_THRESHOLD = 10_000
-
 # True once run_app(owns_process=True) runs: the command is the whole process (the `tracker` program),
 # not a test's CliRunner or an application calling the CLI in its own process.
 _owns_process = False
@@ -117,28 +112,16 @@ _owns_process = False
 
 @contextmanager
 def startup() -> Iterator[None]:
-    """A command's start-up (its heavy imports, settings, the engine) with Python's cyclic garbage
-    collector held off, and everything it made frozen afterwards (gc.freeze).
-
-    Modules, classes, the tables and Scrapy's machinery live as long as the process; each full
-    collection during a crawl walked all of them again (~150,000 objects: ~0.2 s of a 1,000-page
-    re-check, see docs/performance.md). The youngest generation is then collected every
-    YOUNG_THRESHOLD allocations instead of 700: a first check makes hundreds of block objects per page,
-    and collecting them ~900 times per 1,000 pages cost ~0.2 s more. Only when the command owns its
-    process: frozen objects are never collected, which a test suite or a host application must not be
-    made to pay.
-    """
-    if not _owns_process or not gc.isenabled():
+    """A command's start-up (its heavy imports, settings, the engine) as tracker.process.frozen_startup
+    runs it, when the command owns its process; as it is otherwise (frozen objects are never collected,
+    which a test suite or a host application must not be made to pay)."""
+    if not _owns_process:
         yield
         return
-    gc.disable()
-    try:
+    from tracker.process import frozen_startup
+
+    with frozen_startup():
         yield
-    finally:
-        gc.freeze()
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
-        gc.enable()
 
 
 def run_app(*, owns_process: bool = False) -> None:
